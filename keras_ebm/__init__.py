@@ -1,0 +1,16 @@
+"""keras_ebm: energy-based models (JEM, IGEBM-style EBMs) for Keras 3 / TensorFlow.
+
+Importing the package registers the model classes, so ``keras.saving.load_model``
+can read ``.keras`` files written by keras_ebm.
+"""
+
+from keras_ebm.buffer import ReplayBuffer
+from keras_ebm.config import Config
+from keras_ebm.model import EBM, JEM, class_energy, marginal_energy
+from keras_ebm.networks import get_network
+from keras_ebm.sampler import LangevinSampler
+
+__version__ = "0.1.0"
+
+__all__ = ["EBM", "JEM", "Config", "LangevinSampler", "ReplayBuffer", "class_energy",
+           "get_network", "marginal_energy"]

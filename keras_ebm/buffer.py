@@ -1,0 +1,109 @@
+"""Replay buffer of persistent Langevin chains, held in Keras variables."""
+
+import keras
+import tensorflow as tf
+
+
+class ReplayBuffer(keras.layers.Layer):
+    """A fixed-size store of past Langevin samples (persistent chains).
+
+    Each call to :meth:`sample` draws starting points from the buffer and,
+    with probability ``reinit_prob``, replaces a draw by fresh uniform noise
+    in ``value_range`` (5% in Du & Mordatch 2019 and JEM, Grathwohl et al.
+    2020). :meth:`update` writes the chains' end states back to their slots.
+
+    The buffer is a non-trainable Keras variable, so it is saved with the
+    model (``.keras`` files, ``BackupAndRestore``).
+
+    With ``num_classes`` set, the buffer is split into ``num_classes`` equal
+    partitions and :meth:`sample` with ``labels`` draws from each label's
+    own partition (class-conditional persistent chains, as in JEM).
+
+    Args:
+        size: number of stored samples (default 10000, as in JEM).
+        sample_shape: shape of one sample, e.g. ``(28, 28, 1)``.
+        reinit_prob: probability of restarting a chain from noise.
+        value_range: ``(low, high)`` of the uniform re-initialisation.
+        num_classes: number of class partitions, or ``None``.
+        seed: integer seed of the buffer's random draws.
+    """
+
+    def __init__(self, size=10000, sample_shape=(28, 28, 1), reinit_prob=0.05,
+                 value_range=(-1.0, 1.0), num_classes=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(size) <= 0:
+            raise ValueError(f"Replay buffer size must be > 0, got {size}.")
+        if not 0.0 <= reinit_prob <= 1.0:
+            raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob}.")
+        if num_classes is not None and int(size) < int(num_classes):
+            raise ValueError(
+                f"Replay buffer size ({size}) must be at least num_classes ({num_classes})."
+            )
+        self.size = int(size)
+        self.sample_shape = tuple(int(d) for d in sample_shape)
+        self.reinit_prob = float(reinit_prob)
+        self.value_range = tuple(float(v) for v in value_range)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.samples = self.add_weight(
+            shape=(self.size,) + self.sample_shape,
+            initializer=keras.initializers.RandomUniform(*self.value_range, seed=seed),
+            trainable=False,
+            name="samples",
+        )
+
+    @property
+    def slots_per_class(self):
+        return self.size // self.num_classes
+
+    def _noise(self, shape, seed):
+        return tf.random.stateless_uniform(
+            shape, seed=seed, minval=self.value_range[0], maxval=self.value_range[1]
+        )
+
+    def sample(self, batch_size, labels=None):
+        """Draw ``batch_size`` chain starts; returns ``(states, slot_indices)``."""
+        seeds = tf.random.experimental.stateless_split(self._next_seed(), 3)
+        if labels is None:
+            indices = tf.random.stateless_uniform(
+                [batch_size], seed=seeds[0], maxval=self.size, dtype=tf.int32
+            )
+        else:
+            if self.num_classes is None:
+                raise ValueError("Class-conditional sampling needs a buffer built with num_classes.")
+            offsets = tf.random.stateless_uniform(
+                [batch_size], seed=seeds[0], maxval=self.slots_per_class, dtype=tf.int32
+            )
+            indices = tf.cast(labels, tf.int32) * self.slots_per_class + offsets
+        states = tf.gather(self.samples, indices)
+        restart = tf.random.stateless_uniform([batch_size], seed=seeds[1]) < self.reinit_prob
+        restart = tf.reshape(restart, [-1] + [1] * len(self.sample_shape))
+        states = tf.where(restart, self._noise(tf.shape(states), seeds[2]), states)
+        return states, indices
+
+    def update(self, indices, states):
+        """Write ``states`` into the slots ``indices`` (as returned by :meth:`sample`)."""
+        states = tf.cast(states, self.samples.dtype)
+        if tf.distribute.has_strategy():
+            # Sparse in-place scatters are not implemented for distributed variables.
+            self.samples.assign(
+                tf.tensor_scatter_nd_update(self.samples, indices[:, None], states)
+            )
+        else:
+            self.samples.value.scatter_nd_update(indices[:, None], states)
+
+    def _next_seed(self):
+        return tf.cast(self.seed_generator.next(), tf.int64)[:2]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            size=self.size,
+            sample_shape=self.sample_shape,
+            reinit_prob=self.reinit_prob,
+            value_range=self.value_range,
+            num_classes=self.num_classes,
+            seed=self.seed,
+        )
+        return config

@@ -1,0 +1,187 @@
+"""Callbacks, one job each: sample grids, chain snapshots, divergence guard, checkpoints."""
+
+import logging
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ebm import plotting
+
+log = logging.getLogger("keras_ebm")
+
+
+def sample_rows(model, real_images, num_per_row=10, steps=200, seed=0):
+    """Rows of a sample grid: real images, samples from noise, buffer states and,
+    for a classifier-EBM, one class-conditional row per class."""
+    n = num_per_row
+    rows = {"real": np.asarray(real_images[:n])}
+    rows["noise -> E(x)"] = model.generate(n, steps=steps, seed=seed).numpy()
+    rng = np.random.default_rng(seed)
+    buffer = model.buffer.samples
+    rows["buffer"] = tf.gather(buffer, rng.choice(buffer.shape[0], n, replace=False)).numpy()
+    if model.num_outputs > 1:
+        labels = np.repeat(np.arange(model.num_outputs, dtype=np.int32), n)
+        conditional = model.generate(len(labels), steps=steps, labels=labels, seed=seed + 1)
+        conditional = conditional.numpy().reshape((model.num_outputs, n) + model.sample_shape)
+        for label, images in enumerate(conditional):
+            rows[f"E(x, y={label})"] = images
+    return rows
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Every ``every`` epochs (and at the end), save a PNG of real images,
+    samples from noise, buffer states and class-conditional rows.
+
+    Args:
+        directory: where ``epoch_XXX.png`` and ``final.png`` go.
+        real_images: a few real images in the model's value range.
+        every: epochs between grids; 0 writes only the final grid.
+        steps: Langevin steps from noise during training.
+        final_steps: Langevin steps from noise for the final grid.
+        tensorboard_dir: if set, also write the grid as a TensorBoard image.
+    """
+
+    def __init__(self, directory, real_images, every=1, steps=200, final_steps=None,
+                 tensorboard_dir=None, seed=0):
+        super().__init__()
+        self.directory = directory
+        self.real_images = real_images
+        self.every = every
+        self.steps = steps
+        self.final_steps = final_steps or steps
+        self.seed = seed
+        self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every and (epoch + 1) % self.every == 0:
+            self.write(f"epoch_{epoch + 1:03d}", self.steps, epoch + 1)
+
+    def on_train_end(self, logs=None):
+        self.write("final", self.final_steps, step=None)
+
+    def write(self, name, steps, step):
+        rows = sample_rows(self.model, self.real_images, steps=steps, seed=self.seed)
+        path = os.path.join(self.directory, f"{name}.png")
+        plotting.save_grid(rows, path, title=f"{name}: {steps} Langevin steps from noise")
+        log.info("Saved sample grid %s", path)
+        if self.writer is not None:
+            with self.writer.as_default():
+                mosaic = plotting.tile(list(rows.values()))
+                tf.summary.image("samples", mosaic[None], step=step or 0)
+            self.writer.flush()
+
+
+class ChainSnapshots(keras.callbacks.Callback):
+    """At the end of training (and every ``every`` epochs) save one row per
+    Langevin chain from noise, one column per ``steps / columns`` steps."""
+
+    def __init__(self, directory, num_chains=8, steps=200, columns=10, every=0, seed=0):
+        super().__init__()
+        self.directory = directory
+        self.num_chains = num_chains
+        self.steps = steps
+        self.columns = columns
+        self.every = every
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every and (epoch + 1) % self.every == 0:
+            self.write(f"chain_epoch_{epoch + 1:03d}")
+
+    def on_train_end(self, logs=None):
+        self.write("chain_final")
+
+    def write(self, name):
+        snapshot_every = max(1, self.steps // self.columns)
+        _, snapshots = self.model.generate(
+            self.num_chains, steps=self.steps, seed=self.seed, snapshot_every=snapshot_every
+        )
+        path = os.path.join(self.directory, f"{name}.png")
+        plotting.save_chain(snapshots.numpy(), snapshot_every, path,
+                            title="Langevin chains from noise (columns: step)")
+        log.info("Saved Langevin chain snapshots %s", path)
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stop training when the loss or energies become NaN/inf or exceed ``max_abs_energy``.
+
+    After a stop, ``diverged`` holds the reason (``None`` otherwise).
+    """
+
+    watched = ("loss", "energy_real", "energy_sample")
+
+    def __init__(self, max_abs_energy=1e4):
+        super().__init__()
+        self.max_abs_energy = max_abs_energy
+        self.diverged = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name in self.watched:
+            if logs and name in logs:
+                value = float(logs[name])
+                if not math.isfinite(value) or abs(value) > self.max_abs_energy:
+                    self.diverged = (
+                        f"training diverged at epoch {self.epoch + 1}, batch {batch + 1}: "
+                        f"{name} = {value} (limit |{name}| <= {self.max_abs_energy:g}). "
+                        "Lower --lr or --langevin_alpha, or raise --reg_weight; "
+                        "the last checkpoint before the divergence is kept."
+                    )
+                    log.error(self.diverged)
+                    self.model.stop_training = True
+                    return
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Save ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves.
+
+    Files are written to a temporary name and renamed, so an interrupted save
+    never leaves a truncated checkpoint behind.
+    """
+
+    def __init__(self, directory, monitor="val_loss", mode="min"):
+        super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
+        self.directory = directory
+        self.monitor = monitor
+        self.mode = mode
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if any(not math.isfinite(float(v)) for v in logs.values()):
+            log.warning("Epoch %d has non-finite metrics; not checkpointing it.", epoch + 1)
+            return
+        self.save("last.keras")
+        value = logs.get(self.monitor)
+        if value is not None and self.improved(float(value)):
+            self.best = float(value)
+            self.save("best.keras")
+            log.info("New best %s = %.5f; saved best.keras", self.monitor, self.best)
+
+    def improved(self, value):
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def save(self, name):
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, name)
+        tmp = path + ".tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, path)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Write each epoch's metrics to the ``keras_ebm`` logger (and so the log file)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = " ".join(f"{k}={float(v):.5g}" for k, v in sorted((logs or {}).items()))
+        log.info("epoch %d: %s", epoch + 1, text)

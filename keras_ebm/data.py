@@ -1,0 +1,189 @@
+"""Datasets as ``tf.data`` pipelines of images scaled to [-1, 1].
+
+The default, MNIST, ships inside the package (``keras_ebm/datasets/mnist.npz``)
+and is read with numpy, so training never needs the network. Other image
+datasets come through tensorflow-datasets as ``tfds:NAME``.
+"""
+
+import dataclasses
+import os
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+
+BUNDLED = {"mnist": os.path.join(os.path.dirname(__file__), "datasets", "mnist.npz")}
+MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+class DataError(ValueError):
+    """A dataset could not be found or read; the message says what to do."""
+
+
+@dataclasses.dataclass
+class Splits:
+    """Numpy images (uint8, ``[N, H, W, C]``) and integer labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def image_shape(self):
+        return self.x_train.shape[1:]
+
+    @property
+    def num_classes(self):
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def load_npz(path):
+    """Load an MNIST-style ``.npz`` (``x_train, y_train, x_test, y_test``) with numpy."""
+    if not os.path.isfile(path):
+        raise DataError(
+            f"Data file not found: {path}. Restore it from the repository "
+            "(git checkout -- keras_ebm/datasets/mnist.npz) or pass --data_file PATH."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in MNIST_KEYS if k not in data.files]
+            if missing:
+                raise DataError(
+                    f"Data file {path} lacks the arrays {missing}; expected an .npz with "
+                    f"{', '.join(MNIST_KEYS)} (the layout of keras.datasets.mnist)."
+                )
+            arrays = {k: data[k] for k in MNIST_KEYS}
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(
+            f"Data file {path} is corrupt or not an .npz archive ({err}). "
+            "Restore it from the repository or pass --data_file PATH."
+        ) from None
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or len(x) != len(y):
+            raise DataError(
+                f"Data file {path}: x_{split} has shape {x.shape} and y_{split} {y.shape}; "
+                "expected images [N, H, W] and N labels."
+            )
+    return arrays
+
+
+def load_tfds(name):
+    """Load a tensorflow-datasets image classification dataset as numpy arrays."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError(
+            "tensorflow-datasets is not installed: pip install tensorflow-datasets"
+        ) from None
+    try:
+        builder = tfds.builder(name)
+    except Exception as err:  # tfds raises its own DatasetNotFoundError types
+        raise DataError(f"Unknown tensorflow-datasets dataset {name!r}: {err}") from None
+    if not builder.is_prepared():
+        if not _online():
+            raise DataError(
+                f"tfds:{name} is not prepared in {builder.data_dir} and there is no internet "
+                "connection to download it. Prepare it on a connected machine "
+                f"(python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\") and "
+                "copy ~/tensorflow_datasets here, or use the bundled --dataset mnist."
+            )
+        builder.download_and_prepare()
+    arrays = {}
+    for split in ("train", "test"):
+        x, y = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+    return arrays
+
+
+def _online(host="storage.googleapis.com", timeout=3.0):
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_dataset(name="mnist", data_file=None, validation_size=5000, subset=None, seed=0):
+    """Load ``name`` (``"mnist"`` or ``"tfds:NAME"``) into :class:`Splits`.
+
+    Args:
+        name: dataset name.
+        data_file: an ``.npz`` to read instead of the bundled MNIST.
+        validation_size: images held out from the training split.
+        subset: if set, keep only this many training images (quick runs, tests).
+        seed: seed of the train/validation split.
+    """
+    if data_file is not None:
+        arrays = load_npz(data_file)
+    elif name in BUNDLED:
+        arrays = load_npz(BUNDLED[name])
+    elif name.startswith("tfds:"):
+        arrays = load_tfds(name[len("tfds:"):])
+    else:
+        raise DataError(
+            f"Unknown dataset {name!r}; use 'mnist' (bundled) or 'tfds:NAME' "
+            "(e.g. tfds:fashion_mnist)."
+        )
+    x_train, y_train = _as_images(arrays["x_train"]), arrays["y_train"].astype("int32")
+    x_test, y_test = _as_images(arrays["x_test"]), arrays["y_test"].astype("int32")
+    if not 0 <= validation_size < len(x_train):
+        raise DataError(
+            f"validation_size must be in [0, {len(x_train)}), got {validation_size}."
+        )
+    order = np.random.default_rng(seed).permutation(len(x_train))
+    val_idx, train_idx = order[:validation_size], order[validation_size:]
+    if subset is not None:
+        train_idx = train_idx[:subset]
+    return Splits(
+        x_train[train_idx], y_train[train_idx], x_train[val_idx], y_train[val_idx], x_test, y_test
+    )
+
+
+def _as_images(x):
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.dtype != np.uint8:
+        raise DataError(f"Expected uint8 images in [0, 255], got {x.dtype}.")
+    return x
+
+
+def preprocess(images, pad=0):
+    """uint8 ``[N, H, W, C]`` -> float32 in [-1, 1], optionally zero-padded by ``pad`` pixels
+    (the padding takes the value -1, the background)."""
+    x = tf.cast(images, tf.float32) / 127.5 - 1.0
+    if pad:
+        x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=-1.0)
+    return x
+
+
+def make_dataset(images, labels, batch_size, shuffle=False, pad=0, dequantize=False, seed=0,
+                 drop_remainder=False):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(images, labels)`` in [-1, 1].
+
+    ``dequantize`` adds uniform noise of one grey level to each pixel, turning
+    the 256 discrete values into a continuous density.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, got {batch_size}.")
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def transform(x, y):
+        x = tf.cast(x, tf.float32)
+        if dequantize:
+            x = x + tf.random.uniform(tf.shape(x), 0.0, 1.0)
+            x = x * (255.0 / 256.0)
+        return preprocess(x, pad), y
+
+    return ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

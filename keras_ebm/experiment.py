@@ -1,0 +1,187 @@
+"""``run(config)``: data, model, callbacks, fit, test metrics, all in one run directory.
+
+A run directory holds::
+
+    config.json          the full configuration
+    train.log            the log (or --log_file)
+    metrics.csv          per-epoch training and validation metrics
+    checkpoints/         last.keras and best.keras
+    samples/             sample grids per epoch and final, chain snapshots
+    test_metrics.json    final test-set metrics
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_ebm import callbacks, data, metrics, networks
+from keras_ebm.model import EBM, JEM
+from keras_ebm.sampler import LangevinSampler
+
+log = logging.getLogger("keras_ebm")
+
+
+class RunError(RuntimeError):
+    """A run could not start or finish; the message says why and what to do."""
+
+
+def build_model(config, input_shape, num_classes):
+    """The model described by ``config`` (uncompiled)."""
+    keras.utils.set_random_seed(config.seed)
+    num_outputs = num_classes if config.model == "jem" else 1
+    network = networks.get_network(
+        config.network, input_shape=input_shape, num_outputs=num_outputs,
+        spectral_norm=config.spectral_norm,
+    )
+    sampler = LangevinSampler(
+        steps=config.langevin_steps,
+        step_size=config.langevin_alpha,
+        noise_scale=config.langevin_sigma,
+        grad_clip=config.grad_clip or None,
+        parameterization=config.parameterization,
+    )
+    common = dict(
+        sampler=sampler, buffer_size=config.buffer_size, reinit_prob=config.reinit_prob,
+        reg_weight=config.reg_weight, real_noise=config.real_noise, seed=config.seed,
+    )
+    if config.model == "jem":
+        return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
+                   conditional_sampling=config.conditional_sampling, **common)
+    return EBM(network, **common)
+
+
+def compile_model(model, config, steps_per_epoch):
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999))
+    return model
+
+
+def default_run_dir(config):
+    return os.path.join("runs", f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def create_run_dir(path):
+    """Create a new, empty run directory; refuse to reuse a non-empty one."""
+    if os.path.isdir(path) and os.listdir(path):
+        raise RunError(
+            f"Run directory {path} already exists and is not empty; its results are kept. "
+            "Choose another --out."
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise RunError(f"Cannot write to run directory {path}: {err}. Choose another --out.") from None
+
+
+def setup_logging(log_file):
+    logger = logging.getLogger("keras_ebm")
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)):
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def evaluate(model, dataset, test_images_labels=None):
+    """Keras test metrics plus, for classifiers, the expected calibration error."""
+    results = {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
+    if isinstance(model, JEM):
+        logits = np.concatenate([model.predict_on_batch(x) for x, _ in dataset])
+        labels = np.concatenate([y.numpy() for _, y in dataset])
+        results["ece"] = metrics.expected_calibration_error(metrics.softmax(logits), labels)
+    return results
+
+
+def run(config):
+    """Train and evaluate the model described by a validated ``Config``.
+
+    Returns a dict with the run directory, the test metrics and whether
+    training diverged.
+    """
+    config.validate()
+    splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
+                               config.subset, config.seed)
+    run_dir = config.out or default_run_dir(config)
+    create_run_dir(run_dir)
+    config.out = run_dir
+    setup_logging(config.log_file or os.path.join(run_dir, "train.log"))
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        f.write(config.to_json())
+    log.info("Run directory: %s", run_dir)
+    log.info("Data: %d train, %d validation, %d test images of shape %s",
+             len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
+
+    make = dict(batch_size=config.batch_size, pad=config.pad)
+    train_ds = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
+                                 dequantize=config.dequantize, seed=config.seed,
+                                 drop_remainder=True, **make)
+    val_ds = data.make_dataset(splits.x_val, splits.y_val, **make) if len(splits.x_val) else None
+    test_ds = data.make_dataset(splits.x_test, splits.y_test, **make)
+    steps_per_epoch = len(splits.x_train) // config.batch_size
+    if steps_per_epoch == 0:
+        raise RunError(
+            f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
+            "training images; lower it."
+        )
+
+    input_shape = (splits.image_shape[0] + 2 * config.pad, splits.image_shape[1] + 2 * config.pad,
+                   splits.image_shape[2])
+    model = compile_model(build_model(config, input_shape, splits.num_classes), config,
+                          steps_per_epoch)
+    log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
+             config.network, model.network.count_params())
+
+    samples_dir = os.path.join(run_dir, "samples")
+    real_images = next(iter(test_ds))[0][:10].numpy()
+    guard = callbacks.DivergenceGuard(config.max_abs_energy)
+    monitor = ("val_accuracy", "max") if config.model == "jem" else ("val_cdiv", "min")
+    if val_ds is None:
+        monitor = ("accuracy", "max") if config.model == "jem" else ("cdiv", "min")
+    callback_list = [
+        guard,
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv")),
+        callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor),
+        callbacks.EpochLogger(),
+        callbacks.SampleGrid(samples_dir, real_images, every=config.sample_every,
+                             steps=config.sample_steps, final_steps=config.final_sample_steps,
+                             tensorboard_dir=os.path.join(run_dir, "tensorboard", "samples")
+                             if config.tensorboard else None, seed=config.seed),
+        callbacks.ChainSnapshots(samples_dir, steps=config.final_sample_steps, seed=config.seed),
+    ]
+    if config.tensorboard:
+        callback_list.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
+
+    start = time.time()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                        callbacks=callback_list, verbose=config.verbose, shuffle=False)
+    train_seconds = time.time() - start
+
+    results = evaluate(model, test_ds)
+    results.update(train_seconds=train_seconds, epochs_run=len(history.epoch),
+                   diverged=guard.diverged)
+    write_json(os.path.join(run_dir, "test_metrics.json"), results)
+    log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
+    return {"run_dir": run_dir, "test_metrics": results, "diverged": guard.diverged,
+            "model": model}

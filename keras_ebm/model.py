@@ -1,0 +1,328 @@
+"""Energy-based ``keras.Model``s: the unconditional EBM and the JEM hybrid.
+
+Both read a network's scores ``f(x)`` as a log-density up to a constant:
+``E(x) = -logsumexp_y f(x)[y]`` (for a one-output network, ``E(x) = -f(x)``),
+and the class-conditional energy is ``E(x, y) = -f(x)[y]``.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_ebm.buffer import ReplayBuffer
+from keras_ebm.sampler import LangevinSampler
+
+
+def marginal_energy(scores):
+    """``E(x) = -logsumexp_y f(x)[y]`` from scores ``[batch, num_outputs]``."""
+    return -tf.reduce_logsumexp(scores, axis=-1)
+
+
+def class_energy(scores, labels):
+    """``E(x, y) = -f(x)[y]``."""
+    return -tf.gather(scores, tf.cast(labels, tf.int32), axis=-1, batch_dims=1)
+
+
+@keras.saving.register_keras_serializable(package="keras_ebm")
+class EBM(keras.Model):
+    """Unconditional image EBM trained by contrastive divergence (Du & Mordatch 2019).
+
+    Each training step draws negatives by running the Langevin ``sampler`` from
+    replay-buffer states and minimises
+
+    ``loss = cdiv_weight * (mean E(x_real) - mean E(x_sample))
+    + reg_weight * mean(E(x_real)^2 + E(x_sample)^2)``.
+
+    The L2 energy regulariser keeps energies near zero (Du & Mordatch 2019;
+    weight 0.1 in the Generative Deep Learning book and the UvA tutorial).
+    ``test_step`` reports the contrastive divergence between real images and
+    uniform noise, which falls as the model learns (the book's validation signal).
+
+    Args:
+        network: a ``keras.Model`` mapping images to scores ``[batch, k]``.
+        sampler: a :class:`LangevinSampler` (or its config dict).
+        buffer_size: replay-buffer size.
+        reinit_prob: chance a chain restarts from uniform noise (5%: Du & Mordatch 2019).
+        reg_weight: weight of the L2 energy regulariser.
+        cdiv_weight: weight of the contrastive-divergence term.
+        real_noise: std of Gaussian noise added to real images in training.
+        value_range: data range; noise starts and samples are clamped to it.
+        seed: integer seed for the sampler, buffer and noise.
+
+    Example:
+
+    >>> model = EBM(networks.cnn(num_outputs=1), seed=0)
+    >>> model.compile(keras.optimizers.Adam(1e-4, beta_1=0.0))
+    >>> model.fit(images_dataset, epochs=1)
+    >>> samples = model.generate(16, steps=256, seed=0)
+    """
+
+    conditional_buffer = False
+
+    def __init__(self, network, sampler=None, buffer_size=10000, reinit_prob=0.05,
+                 reg_weight=0.1, cdiv_weight=1.0, real_noise=0.005, value_range=(-1.0, 1.0),
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if sampler is None:
+            sampler = LangevinSampler(value_range=value_range)
+        elif isinstance(sampler, dict):
+            sampler = LangevinSampler.from_config(sampler)
+        self.network = network
+        self.sampler = sampler
+        self.buffer_size = int(buffer_size)
+        self.reinit_prob = float(reinit_prob)
+        self.reg_weight = float(reg_weight)
+        self.cdiv_weight = float(cdiv_weight)
+        self.real_noise = float(real_noise)
+        self.value_range = tuple(float(v) for v in value_range)
+        self.seed = seed
+        self.sample_shape = tuple(network.input_shape[1:])
+        self.num_outputs = int(network.output_shape[-1])
+        self.buffer = ReplayBuffer(
+            size=buffer_size,
+            sample_shape=self.sample_shape,
+            reinit_prob=reinit_prob,
+            value_range=value_range,
+            num_classes=self.num_outputs if self.conditional_buffer else None,
+            seed=seed,
+            name="replay_buffer",
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+        self.built = True
+
+    metric_names = ("loss", "cdiv", "reg", "energy_real", "energy_sample")
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.network(x, training=training)
+
+    # --- energies -----------------------------------------------------------
+    def energy(self, x, training=False):
+        """Per-example energy ``E(x)``, shape ``[batch]``."""
+        return marginal_energy(self.network(x, training=training))
+
+    def conditional_energy(self, x, labels):
+        """Per-example class-conditional energy ``E(x, y) = -f(x)[y]``."""
+        if self.num_outputs < 2:
+            raise ValueError(
+                "Class-conditional energies need a network with one output per class; "
+                f"this network has {self.num_outputs} output."
+            )
+        return class_energy(self.network(x, training=False), labels)
+
+    # --- sampling -----------------------------------------------------------
+    def _next_seed(self):
+        return tf.cast(self.seed_generator.next(), tf.int64)[:2]
+
+    def _run_sampler(self, x, labels, seed, steps=None, snapshot_every=0):
+        if labels is None:
+            return self.sampler(self.energy, x, seed, steps=steps, snapshot_every=snapshot_every)
+        return self.sampler(
+            self.conditional_energy, x, seed, steps=steps, snapshot_every=snapshot_every,
+            condition=labels,
+        )
+
+    def uniform_noise(self, batch_size, seed):
+        return tf.random.stateless_uniform(
+            (batch_size,) + self.sample_shape, seed=seed,
+            minval=self.value_range[0], maxval=self.value_range[1],
+        )
+
+    def sample_negatives(self, batch_size, labels=None):
+        """Run the sampler from replay-buffer states and write the results back."""
+        starts, slots = self.buffer.sample(batch_size, labels)
+        samples = self._run_sampler(starts, labels, self._next_seed())
+        self.buffer.update(slots, samples)
+        return tf.stop_gradient(samples)
+
+    def generate(self, num_samples, steps=None, labels=None, seed=0, snapshot_every=0):
+        """Samples from fresh uniform noise (not from the replay buffer).
+
+        Args:
+            num_samples: number of samples.
+            steps: Langevin steps (defaults to the sampler's).
+            labels: optional class labels ``[num_samples]`` for ``E(x, y)``.
+            seed: integer seed; the same seed gives the same samples.
+            snapshot_every: if > 0 also return chain snapshots (see the sampler).
+        """
+        seeds = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
+        x = self.uniform_noise(int(num_samples), seeds[0])
+        if labels is not None:
+            labels = tf.convert_to_tensor(labels, tf.int32)
+        return self._run_sampler(x, labels, seeds[1], steps=steps, snapshot_every=snapshot_every)
+
+    # --- objective ----------------------------------------------------------
+    def negative_labels(self, labels):
+        """Labels for the negatives' sampler, or ``None`` for unconditional sampling."""
+        return None
+
+    def loss_terms(self, scores_real, scores_sample, labels):
+        energy_real = marginal_energy(scores_real)
+        energy_sample = marginal_energy(scores_sample)
+        cdiv = tf.reduce_mean(energy_real) - tf.reduce_mean(energy_sample)
+        reg = tf.reduce_mean(energy_real**2) + tf.reduce_mean(energy_sample**2)
+        return {
+            "loss": self.cdiv_weight * cdiv + self.reg_weight * reg,
+            "cdiv": cdiv,
+            "reg": reg,
+            "energy_real": tf.reduce_mean(energy_real),
+            "energy_sample": tf.reduce_mean(energy_sample),
+        }
+
+    def draws_negatives(self, training):
+        return training
+
+    def negatives(self, x, y=None, training=False):
+        """Negative images: Langevin samples from the replay buffer when training,
+        uniform noise when evaluating."""
+        batch_size = tf.shape(x)[0]
+        if self.draws_negatives(training):
+            return self.sample_negatives(batch_size, self.negative_labels(y))
+        return self.uniform_noise(batch_size, self._next_seed())
+
+    def compute_metrics(self, x, y, negatives, training=False):
+        """The objective and its parts for real images ``x`` against ``negatives``."""
+        batch_size = tf.shape(x)[0]
+        if training:
+            x = x + self.real_noise * tf.random.stateless_normal(tf.shape(x), self._next_seed())
+            x = tf.clip_by_value(x, *self.value_range)
+        # One forward pass over real and negative images.
+        scores = self.network(tf.concat([x, negatives], axis=0), training=training)
+        return self.loss_terms(scores[:batch_size], scores[batch_size:], y)
+
+    # --- thin train / test steps ------------------------------------------------
+    def train_step(self, data):
+        x, y = _unpack(data)
+        # Sampling stays outside the tape: the chain is not differentiated through.
+        negatives = self.negatives(x, y, training=True)
+        with tf.GradientTape() as tape:
+            metrics = self.compute_metrics(x, y, negatives, training=True)
+            # Gradients are summed over replicas under tf.distribute.
+            loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(loss, self.network.trainable_variables)
+        self.optimizer.apply(grads, self.network.trainable_variables)
+        return self._update_trackers(metrics, y)
+
+    def test_step(self, data):
+        x, y = _unpack(data)
+        metrics = self.compute_metrics(x, y, self.negatives(x, y), training=False)
+        return self._update_trackers(metrics, y)
+
+    def _update_trackers(self, metrics, y):
+        for name, value in metrics.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            network=keras.saving.serialize_keras_object(self.network),
+            sampler=self.sampler.get_config(),
+            buffer_size=self.buffer_size,
+            reinit_prob=self.reinit_prob,
+            reg_weight=self.reg_weight,
+            cdiv_weight=self.cdiv_weight,
+            real_noise=self.real_noise,
+            value_range=self.value_range,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_ebm")
+class JEM(EBM):
+    """Joint Energy-based Model (Grathwohl et al. 2020): a classifier that is also an EBM.
+
+    The network's outputs are class logits ``f(x)``: ``p(y|x) = softmax(f(x))``
+    and ``E(x) = -logsumexp_y f(x)[y]``. The loss adds cross-entropy to the EBM
+    objective:
+
+    ``loss = ce_weight * CE(f(x_real), y) + px_weight * (cdiv + reg_weight * reg)``.
+
+    With ``px_weight=0`` no Langevin sampling is done and the model is a plain
+    classifier (the baseline for calibration and OOD comparisons). With
+    ``conditional_sampling=True`` negatives are drawn from ``E(x, y)`` for
+    random labels from a class-partitioned buffer.
+
+    Args:
+        ce_weight: weight of the cross-entropy term.
+        px_weight: weight of the generative ``log p(x)`` terms (0 disables them).
+        conditional_sampling: sample negatives class-conditionally.
+        **kwargs: passed to :class:`EBM`.
+    """
+
+    metric_names = ("loss", "ce", "cdiv", "reg", "energy_real", "energy_sample")
+
+    def __init__(self, network, ce_weight=1.0, px_weight=1.0, conditional_sampling=False,
+                 **kwargs):
+        self.conditional_sampling = bool(conditional_sampling)
+        super().__init__(network, **kwargs)
+        if self.num_outputs < 2:
+            raise ValueError(
+                f"JEM needs a network with one logit per class; got {self.num_outputs} output(s). "
+                "Use EBM for a one-output energy network."
+            )
+        self.ce_weight = float(ce_weight)
+        self.px_weight = float(px_weight)
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def conditional_buffer(self):
+        return self.conditional_sampling
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.accuracy]
+
+    def draws_negatives(self, training):
+        return training and self.px_weight > 0
+
+    def negative_labels(self, labels):
+        if not self.conditional_sampling:
+            return None
+        return tf.random.stateless_uniform(
+            tf.shape(labels)[:1], seed=self._next_seed(), maxval=self.num_outputs, dtype=tf.int32
+        )
+
+    def loss_terms(self, scores_real, scores_sample, labels):
+        if labels is None:
+            raise ValueError("JEM needs labels: pass (images, labels) batches.")
+        terms = super().loss_terms(scores_real, scores_sample, labels)
+        ce = tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(labels, scores_real, from_logits=True)
+        )
+        generative = terms["loss"] if self.px_weight > 0 else 0.0
+        terms["loss"] = self.ce_weight * ce + self.px_weight * generative
+        terms["ce"] = ce
+        terms["logits"] = scores_real
+        return terms
+
+    def _update_trackers(self, metrics, y):
+        self.accuracy.update_state(y, metrics["logits"])
+        results = super()._update_trackers(metrics, y)
+        results["accuracy"] = self.accuracy.result()
+        return results
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            ce_weight=self.ce_weight,
+            px_weight=self.px_weight,
+            conditional_sampling=self.conditional_sampling,
+        )
+        return config
+
+
+def _unpack(data):
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x, y
