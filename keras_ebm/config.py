@@ -27,12 +27,12 @@ class Config:
     pad: int = 0  # zero-pad images by this many pixels per side (2 gives 32x32, as in the book)
     dequantize: bool = False  # add uniform noise of one grey level to real images
     # Optimisation
-    epochs: int = 15
+    epochs: int = 18
     batch_size: int = 128
     lr: float = 1e-3  # Adam learning rate (cosine-decayed to lr * 0.01 over the run)
-    beta_1: float = 0.0  # Adam beta_1; 0 is the stable choice for EBMs (UvA tutorial)
+    beta_1: float = 0.9  # Adam beta_1 (JEM uses 0.9; the UvA EBM tutorial uses 0.0)
     ce_weight: float = 1.0  # JEM: weight of cross-entropy
-    px_weight: float = 1.0  # JEM: weight of the generative terms; 0 = plain classifier
+    px_weight: float = 0.3  # JEM: weight of the generative terms; 0 = plain classifier
     reg_weight: float = 0.1  # L2 energy regulariser
     real_noise: float = 0.005  # Gaussian noise std added to real images
     # Langevin sampler and replay buffer

@@ -155,3 +155,22 @@ def test_jem_rejects_a_one_output_network_and_ebm_rejects_labels_for_sampling():
     ebm = EBM(networks.get_network("mlp", num_outputs=1), buffer_size=4)
     with pytest.raises(ValueError, match="one output per class"):
         ebm.generate(2, steps=1, labels=[0, 1])
+
+
+def test_backup_and_restore_restores_the_replay_buffer(tmp_path):
+    x = tf.random.stateless_uniform([16, 28, 28, 1], seed=[5, 5], minval=-1, maxval=1)
+    ds = tf.data.Dataset.from_tensor_slices((x, tf.range(16) % 10)).batch(8)
+    model = small_jem()
+    model.compile(keras.optimizers.Adam(1e-3))
+    backup = str(tmp_path / "backup")
+    model.fit(ds, epochs=2, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
+    fresh = JEM(networks.get_network("cnn", num_outputs=10), buffer_size=100, seed=1,
+                sampler=LangevinSampler(steps=3))
+    fresh.compile(keras.optimizers.Adam(1e-3))
+    assert np.any(fresh.buffer.samples.numpy() != model.buffer.samples.numpy())
+    # Both epochs are already done: fit restores the backup and trains no further.
+    fresh.fit(ds, epochs=2, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
+    np.testing.assert_array_equal(fresh.buffer.samples.numpy(), model.buffer.samples.numpy())
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
