@@ -52,6 +52,7 @@ class Config:
     final_sample_steps: int = 500  # Langevin steps from noise for the final grids
     max_abs_energy: float = 1e4  # divergence guard threshold
     tensorboard: bool = False  # also write TensorBoard logs to <run dir>/tensorboard
+    export: bool = False  # also export a SavedModel with named endpoints to <run dir>/export
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     seed: int = 0
 

@@ -8,6 +8,8 @@ A run directory holds::
     checkpoints/         last.keras and best.keras
     samples/             sample grids per epoch and final, chain snapshots
     test_metrics.json    final test-set metrics
+    tensorboard/         with --tensorboard: scalars and sample grids
+    export/              with --export: a SavedModel (see keras_ebm.export)
 """
 
 import json
@@ -19,7 +21,7 @@ import time
 import keras
 import numpy as np
 
-from keras_ebm import callbacks, data, metrics, networks
+from keras_ebm import callbacks, data, export, metrics, networks
 from keras_ebm.model import EBM, JEM
 from keras_ebm.sampler import LangevinSampler
 
@@ -183,5 +185,8 @@ def run(config):
                    diverged=guard.diverged)
     write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
+    if config.export and not guard.diverged:
+        export_dir = export.export_model(model, os.path.join(run_dir, "export"), pad=config.pad)
+        log.info("Exported SavedModel to %s", export_dir)
     return {"run_dir": run_dir, "test_metrics": results, "diverged": guard.diverged,
             "model": model}

@@ -27,3 +27,18 @@ def expected_calibration_error(probs, labels, num_bins=15):
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(ece)
+
+
+def auroc(scores_in, scores_out):
+    """Area under the ROC curve for telling in-distribution (higher score) from
+    out-of-distribution inputs: P(score_in > score_out), ties counted half."""
+    scores_in = np.asarray(scores_in, dtype=np.float64).ravel()
+    scores_out = np.asarray(scores_out, dtype=np.float64).ravel()
+    both = np.concatenate([scores_in, scores_out])
+    order = both.argsort(kind="mergesort")
+    ranks = np.empty(len(both))
+    ranks[order] = np.arange(1, len(both) + 1)
+    for value in np.unique(both[np.diff(np.sort(both), prepend=np.nan) == 0]):
+        ranks[both == value] = ranks[both == value].mean()  # average ranks of ties
+    n_in, n_out = len(scores_in), len(scores_out)
+    return float((ranks[:n_in].sum() - n_in * (n_in + 1) / 2) / (n_in * n_out))

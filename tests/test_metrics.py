@@ -20,3 +20,11 @@ def test_ece_is_zero_when_perfectly_calibrated_and_confident():
 def test_softmax_is_stable():
     p = metrics.softmax([[1000.0, 1000.0], [0.0, -1000.0]])
     np.testing.assert_allclose(p, [[0.5, 0.5], [1.0, 0.0]])
+
+
+def test_auroc_on_hand_made_scores():
+    assert metrics.auroc([3, 4, 5], [0, 1, 2]) == 1.0
+    assert metrics.auroc([0, 1], [2, 3]) == 0.0
+    # Pairs (in, out): (1,0)>, (1,2)<, (3,0)>, (3,2)> -> 3 of 4; a tie counts half.
+    assert metrics.auroc([1, 3], [0, 2]) == pytest.approx(0.75)
+    assert metrics.auroc([1, 1], [1, 0]) == pytest.approx(0.75)

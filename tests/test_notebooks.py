@@ -9,23 +9,58 @@ from nbclient import NotebookClient
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
 
-SMALL = {
-    "jem_mnist.ipynb": "SUBSET = 256\nEPOCHS = 1\nLANGEVIN_STEPS = 2\nSAMPLE_STEPS = 4\n"
-                       "OUT_DIR = {out!r}\nSEED = 0\n",
-}
-
-
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_notebook_runs(name, tmp_path):
+def run_notebook(name, parameters):
     nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "each notebook has exactly one cell tagged 'parameters'"
-    params[0].source = SMALL[name].format(out=str(tmp_path))
+    params[0].source = parameters
     os.environ.setdefault("MPLBACKEND", "Agg")
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": NOTEBOOKS}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors
+    return outputs
+
+
+def text_of(outputs):
+    return "".join(o.get("text", "") for o in outputs)
+
+
+def test_jem_mnist_notebook(tmp_path):
+    outputs = run_notebook(
+        "jem_mnist.ipynb",
+        f"SUBSET = 256\nEPOCHS = 1\nLANGEVIN_STEPS = 2\nSAMPLE_STEPS = 4\n"
+        f"OUT_DIR = {str(tmp_path)!r}\nSEED = 0\n",
+    )
     assert any("image/png" in o.get("data", {}) for o in outputs)
-    assert any("test accuracy" in o.get("text", "") for o in outputs)
+    assert "test accuracy" in text_of(outputs)
     assert os.path.isfile(tmp_path / "samples.png") and os.path.isfile(tmp_path / "chain.png")
+
+
+def test_tuning_notebook(tmp_path):
+    outputs = run_notebook(
+        "tuning.ipynb",
+        f"SUBSET = 256\nEPOCHS = 1\nMAX_TRIALS = 2\nSAMPLES_PER_CLASS = 2\nSCORE_STEPS = 3\n"
+        f"OUT_DIR = {str(tmp_path)!r}\nSEED = 0\n",
+    )
+    assert "python train.py --langevin_steps" in text_of(outputs)
+    assert os.path.isfile(tmp_path / "best_hyperparameters.json")
+
+
+def test_savedmodel_notebook(tmp_path):
+    import keras
+
+    from keras_ebm import JEM, LangevinSampler, export, get_network
+
+    model = JEM(get_network("mlp", num_outputs=10, hidden_units=(16,)), buffer_size=10,
+                sampler=LangevinSampler(steps=1), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    export.export_model(model, str(tmp_path / "export"))
+    outputs = run_notebook(
+        "savedmodel.ipynb", f"EXPORT_DIR = {str(tmp_path / 'export')!r}\nSTEPS = 3\nNUM_TEST = 50\n"
+    )
+    text = text_of(outputs)
+    assert "accuracy on 50 test digits" in text
+    assert text.count("AUROC") == 3
+    assert any("image/png" in o.get("data", {}) for o in outputs)

@@ -26,7 +26,7 @@ def train(*flags, timeout=300):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "jem"
-    result = train("--out", str(run_dir), *QUICK)
+    result = train("--out", str(run_dir), "--export", "--tensorboard", *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -35,7 +35,8 @@ def test_one_epoch_run_writes_the_whole_run_directory(quick_run):
     run_dir, result = quick_run
     for name in ("config.json", "train.log", "metrics.csv", "test_metrics.json",
                  "checkpoints/best.keras", "checkpoints/last.keras",
-                 "samples/epoch_001.png", "samples/final.png", "samples/chain_final.png"):
+                 "samples/epoch_001.png", "samples/final.png", "samples/chain_final.png",
+                 "export/saved_model.pb"):
         assert os.path.isfile(run_dir / name), name
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"] == "jem" and config["subset"] == 256 and config["out"] == str(run_dir)
@@ -50,6 +51,8 @@ def test_one_epoch_run_writes_the_whole_run_directory(quick_run):
     log = (run_dir / "train.log").read_text()
     assert "Run directory" in log and "epoch 1:" in log and "Test metrics" in log
     assert not [n for n in os.listdir(run_dir / "checkpoints") if "tmp" in n]
+    tensorboard_files = [f for _, _, files in os.walk(run_dir / "tensorboard") for f in files]
+    assert len([f for f in tensorboard_files if f.startswith("events.out.tfevents")]) >= 2
 
 
 def test_checkpoint_reloads_to_the_trained_model(quick_run):

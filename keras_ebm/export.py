@@ -1,0 +1,165 @@
+"""SavedModel export with named endpoints, loadable by plain ``tf.saved_model.load``.
+
+    python -m keras_ebm.export RUN_DIR_OR_MODEL.keras OUT_DIR
+
+Every endpoint takes and returns images as float32 ``[N, H, W, 1]`` with
+pixel values in [0, 1] (28x28 for MNIST), whatever the model uses inside
+([-1, 1], optional padding):
+
+* ``energy(images) -> [N]`` (lower is more likely);
+* ``classify(images) -> [N, num_classes]`` logits (JEM models);
+* ``sample(num_samples, steps, seed) -> [num_samples, H, W, 1]``: Langevin
+  samples from fresh uniform noise, deterministic for a given seed;
+* ``sample_class(labels, steps, seed) -> [N, H, W, 1]``: class-conditional
+  samples (JEM models).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from keras_ebm.model import JEM
+
+
+class ExportError(ValueError):
+    """The model or output directory cannot be exported; the message says why."""
+
+
+def _endpoints(model, pad):
+    low, high = model.value_range
+    height, width, channels = model.sample_shape
+    image_shape = (height - 2 * pad, width - 2 * pad, channels)
+
+    def to_model(images):
+        x = low + (high - low) * tf.cast(images, tf.float32)
+        if pad:
+            x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=low)
+        return x
+
+    def to_images(x):
+        if pad:
+            x = x[:, pad:-pad, pad:-pad, :]
+        return tf.clip_by_value((x - low) / (high - low), 0.0, 1.0)
+
+    def start(num_samples, seed):
+        seeds = tf.random.experimental.stateless_split(
+            tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)]), 2)
+        shape = tf.concat([[num_samples], model.sample_shape], axis=0)
+        return tf.random.stateless_uniform(shape, seeds[0], minval=low, maxval=high), seeds[1]
+
+    images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
+    scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
+
+    def energy(images):
+        return model.energy(to_model(images))
+
+    def sample(num_samples, steps, seed):
+        x, chain_seed = start(num_samples, seed)
+        return to_images(model.sampler(model.energy, x, chain_seed, steps=steps))
+
+    endpoints = {
+        "energy": (energy, [images_spec]),
+        "sample": (sample, [scalar("num_samples"), scalar("steps"), scalar("seed")]),
+    }
+    if isinstance(model, JEM):
+        def classify(images):
+            return model(to_model(images), training=False)
+
+        def sample_class(labels, steps, seed):
+            x, chain_seed = start(tf.shape(labels)[0], seed)
+            x = model.sampler(model.conditional_energy, x, chain_seed, steps=steps,
+                              condition=labels)
+            return to_images(x)
+
+        endpoints["classify"] = (classify, [images_spec])
+        endpoints["sample_class"] = (
+            sample_class,
+            [tf.TensorSpec([None], tf.int32, name="labels"), scalar("steps"), scalar("seed")],
+        )
+    return endpoints
+
+
+def export_model(model, out_dir, pad=0):
+    """Write ``model`` as a SavedModel to ``out_dir`` (which must not exist).
+
+    Args:
+        model: a trained :class:`~keras_ebm.model.EBM` or :class:`~keras_ebm.model.JEM`.
+        out_dir: the SavedModel directory to create.
+        pad: pixels of padding the model was trained with (``--pad``); the
+            endpoints take unpadded images.
+    """
+    if os.path.exists(out_dir):
+        raise ExportError(f"{out_dir} already exists; choose a new output directory.")
+    if pad < 0 or 2 * pad >= min(model.sample_shape[:2]):
+        raise ExportError(f"pad={pad} does not fit the model's input shape {model.sample_shape}.")
+    archive = keras.export.ExportArchive()
+    # The endpoints need only the network's weights (not the replay buffer).
+    archive.track(model.network)
+    for name, (fn, signature) in _endpoints(model, pad).items():
+        archive.add_endpoint(name, fn, input_signature=signature)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        archive.write_out(tmp, verbose=False)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_for_export(path):
+    """``(model, pad)`` from a run directory (its best checkpoint) or a ``.keras`` file."""
+    import keras_ebm  # noqa: F401  (registers the model classes)
+
+    pad = 0
+    if os.path.isdir(path):
+        config_path = os.path.join(path, "config.json")
+        if os.path.isfile(config_path):
+            with open(config_path) as f:
+                pad = int(json.load(f).get("pad", 0))
+        for name in ("best.keras", "last.keras"):
+            candidate = os.path.join(path, "checkpoints", name)
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+        else:
+            raise ExportError(f"{path} has no checkpoints/best.keras or last.keras to export.")
+    elif not os.path.isfile(path):
+        raise ExportError(f"{path} is neither a run directory nor a .keras file.")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as err:  # a truncated or foreign file: say which
+        raise ExportError(f"Cannot load {path}: {err}") from None
+    return model, pad
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_ebm.export",
+        description="Export a trained keras_ebm model as a SavedModel with named endpoints.",
+    )
+    parser.add_argument("model", help="a run directory (uses checkpoints/best.keras) or a .keras file")
+    parser.add_argument("out_dir", help="the SavedModel directory to create (must not exist)")
+    parser.add_argument("--pad", type=int, default=None,
+                        help="padding the model was trained with (default: from the run's config.json)")
+    args = parser.parse_args(argv)
+    try:
+        model, pad = load_for_export(args.model)
+        export_model(model, args.out_dir, pad=pad if args.pad is None else args.pad)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Exported {args.model} to {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

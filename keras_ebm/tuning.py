@@ -1,0 +1,141 @@
+"""Hyperparameter search with keras-tuner.
+
+    python -m keras_ebm.tune --max_trials 10 --epochs 2 --subset 10000 --out runs/tune
+
+Objective ``val_hybrid`` (maximised) = mean of
+
+* ``val_accuracy``: classification accuracy on the validation split, and
+* ``val_sample_accuracy``: the fraction of class-conditional samples drawn from
+  uniform noise (``sample_steps`` Langevin steps, ``samples_per_class`` per
+  class) that the fixed reference classifier (``keras_ebm.reference``) reads as
+  the requested class.
+
+Both lie in [0, 1] and a trial only scores well if it classifies *and*
+generates; the reference classifier is the same for every trial, so the
+generation score is comparable across trials (a model's own energies are not).
+"""
+
+import dataclasses
+import os
+
+import keras_tuner as kt
+import numpy as np
+
+from keras_ebm import data, experiment, reference
+
+SEARCH_SPACE = ("langevin_steps", "langevin_alpha", "langevin_sigma", "reinit_prob",
+                "reg_weight", "lr")
+
+
+class JEMHyperModel(kt.HyperModel):
+    """Builds a JEM from a base :class:`~keras_ebm.config.Config` with the searched
+    Langevin steps, step size, noise, buffer re-init, energy regulariser and learning rate.
+
+    Args:
+        config: the base configuration (model must be ``"jem"``).
+        input_shape, num_classes: of the data.
+        steps_per_epoch: for the learning-rate schedule.
+        samples_per_class, sample_steps: of the generation score.
+    """
+
+    def __init__(self, config, input_shape, num_classes, steps_per_epoch, samples_per_class=10,
+                 sample_steps=100, **kwargs):
+        super().__init__(**kwargs)
+        if config.model != "jem":
+            raise ValueError("Tuning needs --model jem (the objective uses classification).")
+        self.config = config
+        self.input_shape = input_shape
+        self.num_classes = num_classes
+        self.steps_per_epoch = steps_per_epoch
+        self.samples_per_class = samples_per_class
+        self.sample_steps = sample_steps
+        self.reference = reference.load_reference_classifier()
+
+    def trial_config(self, hp):
+        return dataclasses.replace(
+            self.config,
+            langevin_steps=hp.Int("langevin_steps", 10, 40, step=10),
+            langevin_alpha=hp.Float("langevin_alpha", 1.0, 20.0, sampling="log"),
+            langevin_sigma=hp.Float("langevin_sigma", 0.001, 0.02, sampling="log"),
+            reinit_prob=hp.Choice("reinit_prob", [0.01, 0.05, 0.1]),
+            reg_weight=hp.Float("reg_weight", 0.01, 1.0, sampling="log"),
+            lr=hp.Float("lr", 1e-4, 3e-3, sampling="log"),
+        ).validate()
+
+    def build(self, hp):
+        config = self.trial_config(hp)
+        model = experiment.build_model(config, self.input_shape, self.num_classes)
+        return experiment.compile_model(model, config, self.steps_per_epoch)
+
+    def fit(self, hp, model, *args, **kwargs):
+        history = model.fit(*args, **kwargs)
+        val_accuracy = history.history["val_accuracy"][-1]
+        labels = np.repeat(np.arange(self.num_classes), self.samples_per_class).astype("int32")
+        samples = model.generate(len(labels), steps=self.sample_steps, labels=labels, seed=0)
+        sample_accuracy = reference.label_accuracy(self.reference, samples, labels)
+        scores = {"val_accuracy": float(val_accuracy), "val_sample_accuracy": sample_accuracy,
+                  "val_hybrid": 0.5 * (float(val_accuracy) + sample_accuracy)}
+        if not all(np.isfinite(v) for v in scores.values()):
+            raise RuntimeError(f"Trial produced non-finite scores {scores}.")
+        return scores
+
+
+def search(config, splits, directory, max_trials=4, samples_per_class=10, sample_steps=100,
+           seed=0):
+    """Run a random search; returns ``(best_hyperparameters_dict, tuner)``.
+
+    A failing trial stops the search with its error rather than yielding a
+    silent "best" of the trials that did run.
+    """
+    make = dict(batch_size=config.batch_size, pad=config.pad)
+    train = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
+                                         seed=config.seed, drop_remainder=True, **make)
+    val = data.make_dataset(splits.x_val, splits.y_val, **make)
+    steps_per_epoch = len(splits.x_train) // config.batch_size
+    input_shape = (splits.image_shape[0] + 2 * config.pad,
+                   splits.image_shape[1] + 2 * config.pad, splits.image_shape[2])
+    hypermodel = JEMHyperModel(config, input_shape, splits.num_classes, steps_per_epoch,
+                               samples_per_class, sample_steps)
+    tuner = kt.RandomSearch(
+        hypermodel,
+        objective=kt.Objective("val_hybrid", direction="max"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=directory,
+        project_name="jem",
+        max_consecutive_failed_trials=1,
+    )
+    tuner.search(train, validation_data=val, epochs=config.epochs, verbose=config.verbose,
+                 shuffle=False)
+    failed = [t.trial_id for t in tuner.oracle.trials.values()
+              if t.status == kt.engine.trial.TrialStatus.FAILED]
+    if failed:
+        raise RuntimeError(f"Trials {failed} failed; see the log above. No best is reported.")
+    best = tuner.get_best_hyperparameters(1)[0].values
+    return best, tuner
+
+
+def write_results(run_dir, best, tuner):
+    trials = []
+    for trial in tuner.oracle.get_best_trials(len(tuner.oracle.trials)):
+        metrics = {name: trial.metrics.get_last_value(name)
+                   for name in ("val_hybrid", "val_accuracy", "val_sample_accuracy")}
+        trials.append({"trial_id": trial.trial_id, "hyperparameters": trial.hyperparameters.values,
+                       **metrics})
+    experiment.write_json(os.path.join(run_dir, "best_hyperparameters.json"), best)
+    experiment.write_json(os.path.join(run_dir, "trials.json"), trials)
+    return trials
+
+
+def format_table(trials):
+    keys = list(SEARCH_SPACE)
+    lines = ["trial  hybrid  val_acc  sample_acc  " + "  ".join(keys)]
+    for t in trials:
+        hp = "  ".join(f"{t['hyperparameters'][k]:.4g}" for k in keys)
+        lines.append(f"{t['trial_id']:>5}  {t['val_hybrid']:.4f}  {t['val_accuracy']:.4f}   "
+                     f"{t['val_sample_accuracy']:.4f}     {hp}")
+    return "\n".join(lines)
+
+
+def best_as_flags(best):
+    return " ".join(f"--{k} {v}" for k, v in best.items())
