@@ -42,3 +42,50 @@ def auroc(scores_in, scores_out):
         ranks[both == value] = ranks[both == value].mean()  # average ranks of ties
     n_in, n_out = len(scores_in), len(scores_out)
     return float((ranks[:n_in].sum() - n_in * (n_in + 1) / 2) / (n_in * n_out))
+
+
+def fpr_at_tpr(scores_in, scores_out, tpr=0.95):
+    """False-positive rate on OOD inputs at the threshold that keeps ``tpr`` of
+    the in-distribution inputs (higher score = more in-distribution)."""
+    threshold = np.quantile(np.asarray(scores_in, dtype=np.float64), 1.0 - tpr)
+    return float(np.mean(np.asarray(scores_out) >= threshold))
+
+
+def reliability_bins(probs, labels, num_bins=15):
+    """Per equal-width confidence bin: ``(mean confidence, accuracy, count)`` arrays."""
+    probs = np.asarray(probs, dtype=np.float64)
+    confidence = probs.max(axis=-1)
+    correct = (probs.argmax(axis=-1) == np.asarray(labels)).astype(np.float64)
+    bins = np.clip(np.ceil(confidence * num_bins).astype(int) - 1, 0, num_bins - 1)
+    count = np.bincount(bins, minlength=num_bins)
+    safe = np.maximum(count, 1)
+    mean_conf = np.bincount(bins, confidence, num_bins) / safe
+    accuracy = np.bincount(bins, correct, num_bins) / safe
+    return mean_conf, accuracy, count
+
+
+def frechet_distance(features_a, features_b):
+    """Fréchet distance between Gaussians fitted to two feature sets (as in FID)."""
+    a = np.asarray(features_a, dtype=np.float64)
+    b = np.asarray(features_b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(cov_a cov_b) from the eigenvalues of sqrt(cov_a) cov_b sqrt(cov_a), which is PSD.
+    vals, vecs = np.linalg.eigh(cov_a)
+    sqrt_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    cross = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
+    trace_sqrt = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+
+
+def nearest_distances(queries, references, batch_size=1000):
+    """Euclidean distance from each query to its nearest reference (flattened)."""
+    q = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
+    r = np.asarray(references, dtype=np.float32).reshape(len(references), -1)
+    r_sq = (r**2).sum(1)
+    out = []
+    for start in range(0, len(q), batch_size):
+        chunk = q[start:start + batch_size]
+        d2 = (chunk**2).sum(1)[:, None] - 2 * chunk @ r.T + r_sq[None]
+        out.append(np.sqrt(np.clip(d2.min(1), 0, None)))
+    return np.concatenate(out)

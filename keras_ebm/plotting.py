@@ -81,3 +81,30 @@ def _save(fig, path):
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def save_reliability(mean_confidence, accuracy, count, path, title=None):
+    """A reliability diagram: accuracy against confidence per bin, with the diagonal."""
+    num_bins = len(count)
+    edges = np.linspace(0, 1, num_bins + 1)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    used = count > 0
+    ax.bar(edges[:-1][used], accuracy[used], width=1 / num_bins, align="edge",
+           edgecolor="black", label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left")
+    _finish(fig, title, path)
+
+
+def save_histograms(values, path, xlabel=None, title=None):
+    """Overlaid histograms of ``{name: values}`` on shared bins."""
+    everything = np.concatenate([np.ravel(v) for v in values.values()])
+    bins = np.linspace(np.percentile(everything, 0.5), np.percentile(everything, 99.5), 60)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, v in values.items():
+        ax.hist(np.ravel(v), bins=bins, alpha=0.5, density=True, label=name)
+    ax.set_xlabel(xlabel or "")
+    ax.legend(fontsize=7)
+    _finish(fig, title, path)

@@ -98,7 +98,7 @@ class LangevinSampler:
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = value_range
         self.parameterization = parameterization
-        self._compiled_run = tf.function(self._run)
+        self._compiled_run = tf.function(self._run, reduce_retracing=True)
 
     @property
     def noise_std(self):
@@ -137,7 +137,7 @@ class LangevinSampler:
         Returns:
             The final states, or ``(final_states, snapshots)``.
         """
-        steps = self.steps if steps is None else steps
+        steps = tf.convert_to_tensor(self.steps if steps is None else steps, tf.int32)
         seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
         run = self._run if tf.inside_function() else self._compiled_run
         return run(energy_fn, x, seed, steps, snapshot_every, condition)
@@ -156,7 +156,6 @@ class LangevinSampler:
         if condition is not None:
             energy_fn = functools.partial(_with_condition, energy_fn, condition)
         x = tf.convert_to_tensor(x)
-        steps = tf.convert_to_tensor(steps, tf.int32)
         shape = tf.shape(x)
 
         def body(i, x):

@@ -28,3 +28,33 @@ def test_auroc_on_hand_made_scores():
     # Pairs (in, out): (1,0)>, (1,2)<, (3,0)>, (3,2)> -> 3 of 4; a tie counts half.
     assert metrics.auroc([1, 3], [0, 2]) == pytest.approx(0.75)
     assert metrics.auroc([1, 1], [1, 0]) == pytest.approx(0.75)
+
+
+def test_fpr_at_95_tpr():
+    scores_in = np.arange(100)  # the threshold keeps in-scores >= 5 (95 of 100)
+    assert metrics.fpr_at_tpr(scores_in, [0, 1, 2, 50, 99]) == pytest.approx(0.4)
+
+
+def test_reliability_bins_match_ece():
+    rng = np.random.default_rng(0)
+    probs = metrics.softmax(rng.normal(size=(500, 4)) * 3)
+    labels = rng.integers(0, 4, 500)
+    conf, acc, count = metrics.reliability_bins(probs, labels, num_bins=10)
+    ece = np.sum(count / count.sum() * np.abs(acc - conf))
+    assert ece == pytest.approx(metrics.expected_calibration_error(probs, labels, num_bins=10))
+    assert count.sum() == 500
+
+
+def test_frechet_distance_of_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 2))
+    b = rng.normal(size=(20000, 2)) * 2 + [3, 0]
+    # ||mu_a - mu_b||^2 + tr(I + 4I - 2 * 2I) = 9 + 2
+    assert metrics.frechet_distance(a, b) == pytest.approx(11.0, rel=0.03)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_nearest_distances():
+    refs = np.array([[0.0, 0.0], [10.0, 0.0]])
+    np.testing.assert_allclose(metrics.nearest_distances([[1.0, 0.0], [10.0, 2.0]], refs), [1, 2],
+                               rtol=1e-6)

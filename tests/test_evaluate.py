@@ -1,0 +1,72 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_ebm import data, evaluate, networks
+from keras_ebm.model import EBM, JEM
+from keras_ebm.sampler import LangevinSampler
+
+FIGURES = ("energy_histograms.png", "samples.png", "chain.png")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return data.load_dataset("mnist", validation_size=0, subset=2000)
+
+
+def mean_pixel_ebm():
+    """E(x) = mean pixel value: dark (mostly background) digits are likely, bright images not."""
+    inputs = keras.Input((28, 28, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    score = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(pooled)
+    network = keras.Model(inputs, keras.layers.Rescaling(-1.0)(score))
+    return EBM(network, buffer_size=10, sampler=LangevinSampler(steps=2), seed=0)
+
+
+def test_ood_detection_on_a_hand_made_energy(splits, tmp_path):
+    results = evaluate.evaluate_model(mean_pixel_ebm(), splits, str(tmp_path), num_samples=40,
+                                      steps=2, seeds=(0, 1), num_test=300)
+    # Inverted digits and uniform noise are brighter than every test digit.
+    assert results["ood"]["inverted"]["log_px"]["auroc"] == 1.0
+    assert results["ood"]["uniform_noise"]["log_px"]["auroc"] == 1.0
+    assert results["ood"]["inverted"]["log_px"]["fpr95"] == 0.0
+    # A vertical flip keeps the mean: no better than chance.
+    assert results["ood"]["flipped_vertical"]["log_px"]["auroc"] == pytest.approx(0.5, abs=0.1)
+    assert "accuracy" not in results and "conditional_sample_accuracy" not in results
+    fid = results["unconditional"]["classifier_fid"]
+    assert fid["floor_real_vs_real"] < fid["ceiling_noise"] and len(fid["per_seed"]) == 2
+    assert sum(results["unconditional"]["label_histogram"]) == 80
+    for name in FIGURES + ("evaluation.json",):
+        assert os.path.isfile(tmp_path / name), name
+
+
+def test_jem_evaluation_reports_classification_and_conditional_samples(splits, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = JEM(networks.get_network("cnn", num_outputs=10), buffer_size=100,
+                sampler=LangevinSampler(steps=2), px_weight=0.0, seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    x = data.preprocess(splits.x_train).numpy()
+    model.fit(x, splits.y_train, batch_size=100, epochs=1, verbose=0)
+    results = evaluate.evaluate_model(model, splits, str(tmp_path), num_samples=20, steps=3,
+                                      seeds=(0,), num_test=500)
+    test_x = data.preprocess(splits.x_test[:500]).numpy()
+    expected = np.mean(model.predict(test_x, verbose=0).argmax(-1) == splits.y_test[:500])
+    assert results["accuracy"] == pytest.approx(expected) and 0 <= results["ece"] <= 1
+    assert 0 <= results["conditional_sample_accuracy"] <= 1
+    assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob"}
+    assert os.path.isfile(tmp_path / "reliability.png")
+    assert "test accuracy" in evaluate.format_table(results)
+
+
+def test_cli_writes_into_the_run_directory(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    mean_pixel_ebm().save(run_dir / "checkpoints" / "best.keras")
+    assert evaluate.main([str(run_dir), "--samples", "10", "--steps", "1", "--num_test", "50"]) == 0
+    results = json.loads((run_dir / "evaluation" / "evaluation.json").read_text())
+    assert results["num_test"] == 50
+    assert "classifier FID" in capsys.readouterr().out
+    assert evaluate.main([str(tmp_path / "nothing")]) == 2
