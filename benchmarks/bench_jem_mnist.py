@@ -1,11 +1,14 @@
 """Train the default JEM on full MNIST with ``python train.py`` and record the results.
 
     python benchmarks/bench_jem_mnist.py [extra train.py flags]
+    python benchmarks/bench_jem_mnist.py --record RUN_DIR   # record a finished run
 
 Runs ``train.py`` exactly as a user would (defaults plus any extra flags) into
-``benchmarks/runs/<name>``, then appends test accuracy, ECE, wall time and the
-command to ``benchmarks/RESULTS.md`` and copies the final sample grids to
-``benchmarks/figures/``.
+``benchmarks/runs/<name>`` (training ends with ``keras_ebm.evaluate``), then
+appends test accuracy, ECE, OOD AUROC, sample-quality figures, times and the
+command to ``benchmarks/RESULTS.md`` and copies the sample figures to
+``benchmarks/figures/``. ``--record`` runs the evaluation first if the run
+has none.
 """
 
 import json
@@ -30,39 +33,74 @@ def machine():
     return f"{os.cpu_count()} cores, {cpu}"
 
 
-def main(extra_flags):
-    name = "jem-mnist-" + time.strftime("%Y%m%d-%H%M%S")
-    run_dir = os.path.join(HERE, "runs", name)
-    command = [sys.executable, "train.py", "--out", run_dir, "--verbose", "2", *extra_flags]
-    start = time.time()
-    subprocess.run(command, cwd=ROOT, check=True)
-    wall = time.time() - start
+def record(run_dir, command, wall=None):
+    evaluation_dir = os.path.join(run_dir, "evaluation")
+    if not os.path.isfile(os.path.join(evaluation_dir, "evaluation.json")):
+        start = time.time()
+        subprocess.run([sys.executable, "-m", "keras_ebm.evaluate", run_dir, "--out",
+                        evaluation_dir], cwd=ROOT, check=True)
+        command += f"; then `python -m keras_ebm.evaluate {os.path.relpath(run_dir, ROOT)} " \
+                   f"--out {os.path.relpath(evaluation_dir, ROOT)}` ({(time.time() - start) / 60:.1f} min)"
     with open(os.path.join(run_dir, "test_metrics.json")) as f:
-        results = json.load(f)
+        test = json.load(f)
+    with open(os.path.join(evaluation_dir, "evaluation.json")) as f:
+        ev = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
     figures = os.path.join(HERE, "figures")
     os.makedirs(figures, exist_ok=True)
-    for src, dst in (("final.png", "jem_mnist_samples.png"), ("chain_final.png", "jem_mnist_chain.png")):
-        shutil.copy(os.path.join(run_dir, "samples", src), os.path.join(figures, dst))
-    shown = "python train.py " + " ".join(extra_flags) if extra_flags else "python train.py"
+    for src, dst in ((os.path.join(evaluation_dir, "samples.png"), "jem_mnist_samples.png"),
+                     (os.path.join(evaluation_dir, "chain.png"), "jem_mnist_chain.png"),
+                     (os.path.join(evaluation_dir, "reliability.png"), "jem_mnist_reliability.png"),
+                     (os.path.join(run_dir, "samples", "final.png"), "jem_mnist_final_grid.png")):
+        shutil.copy(src, os.path.join(figures, dst))
+    ood = ev["ood"]
+    fid = ev["unconditional"]["classifier_fid"]
+    wall_line = f"| wall time of the command | {wall / 60:.1f} min |\n" if wall else ""
     section = (
         f"\n## JEM on MNIST, default settings ({time.strftime('%Y-%m-%d')})\n\n"
-        f"Command: `python benchmarks/bench_jem_mnist.py {' '.join(extra_flags)}`"
-        f" (runs `{shown}`)\n\n"
-        f"Machine: {machine()}, CPU only.\n\n"
+        f"Command: {command}\n\n"
+        f"Machine: {machine()}, CPU only. Settings: `{os.path.relpath(run_dir, ROOT)}/config.json` "
+        f"(network {config['network']}, {config['epochs']} epochs, batch {config['batch_size']}, "
+        f"{config['langevin_steps']} Langevin steps per iteration, px_weight {config['px_weight']}).\n\n"
         "| metric | value |\n|---|---|\n"
-        f"| test accuracy | {100 * results['accuracy']:.2f}% |\n"
-        f"| expected calibration error (15 bins) | {100 * results['ece']:.2f}% |\n"
-        f"| test contrastive divergence vs uniform noise | {results['cdiv']:.3f} |\n"
-        f"| epochs | {results['epochs_run']} |\n"
-        f"| training time (fit only) | {results['train_seconds'] / 60:.1f} min |\n"
-        f"| wall time (whole command) | {wall / 60:.1f} min |\n\n"
-        "Samples: `benchmarks/figures/jem_mnist_samples.png` (rows: real, from noise "
-        "E(x), replay buffer, class-conditional E(x, y) for y = 0..9) and "
-        "`benchmarks/figures/jem_mnist_chain.png` (Langevin chains from noise).\n"
+        f"| test accuracy | {100 * test['accuracy']:.2f}% |\n"
+        f"| expected calibration error (15 bins) | {100 * test['ece']:.2f}% |\n"
+        f"| OOD AUROC, log p(x): uniform noise / Gaussian noise / inverted / flipped | "
+        f"{ood['uniform_noise']['log_px']['auroc']:.3f} / {ood['gaussian_noise']['log_px']['auroc']:.3f}"
+        f" / {ood['inverted']['log_px']['auroc']:.3f} / {ood['flipped_vertical']['log_px']['auroc']:.3f} |\n"
+        f"| conditional-sample accuracy (reference classifier, {ev['langevin_steps']} steps from noise) | "
+        f"{100 * ev['conditional_sample_accuracy']:.1f}% |\n"
+        f"| label coverage of unconditional samples | {ev['unconditional']['label_coverage']}/10 |\n"
+        f"| classifier FID (mean +- std over {len(fid['per_seed'])} seeds) | {fid['mean']:.2f} +- "
+        f"{fid['std']:.2f} (floor, real vs real: {fid['floor_real_vs_real']:.2f}; noise: "
+        f"{fid['ceiling_noise']:.1f}) |\n"
+        f"| median nearest-training-image L2: samples / held-out test images | "
+        f"{ev['nearest_train_distance']['samples']:.2f} / {ev['nearest_train_distance']['test_images']:.2f} |\n"
+        f"| epochs | {test['epochs_run']} |\n"
+        f"| training time (fit) | {test['train_seconds'] / 60:.1f} min |\n{wall_line}\n"
+        "Figures: `benchmarks/figures/jem_mnist_samples.png` (rows: real, unconditional "
+        "samples from noise, one row per class from E(x, y)), `jem_mnist_chain.png` "
+        "(Langevin chains from noise), `jem_mnist_reliability.png`, `jem_mnist_final_grid.png` "
+        "(the run's final grid, including replay-buffer states).\n"
     )
     with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
         f.write(section)
     print(section)
+
+
+def main(argv):
+    if argv[:1] == ["--record"]:
+        run_dir = os.path.abspath(argv[1])
+        return record(run_dir, "`python benchmarks/bench_jem_mnist.py` (training: `python train.py`)")
+    name = "jem-mnist-" + time.strftime("%Y%m%d-%H%M%S")
+    run_dir = os.path.join(HERE, "runs", name)
+    command = [sys.executable, "train.py", "--out", run_dir, "--verbose", "2", *argv]
+    start = time.time()
+    subprocess.run(command, cwd=ROOT, check=True)
+    shown = " ".join(["python train.py", *argv])
+    record(run_dir, f"`python benchmarks/bench_jem_mnist.py {' '.join(argv)}` (runs `{shown}`)",
+           wall=time.time() - start)
 
 
 if __name__ == "__main__":

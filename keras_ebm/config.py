@@ -53,6 +53,10 @@ class Config:
     max_abs_energy: float = 1e4  # divergence guard threshold
     tensorboard: bool = False  # also write TensorBoard logs to <run dir>/tensorboard
     export: bool = False  # also export a SavedModel with named endpoints to <run dir>/export
+    evaluate: bool = True  # run keras_ebm.evaluate at the end (<run dir>/evaluation)
+    eval_samples: int = 500  # unconditional samples per seed for the evaluation
+    eval_steps: int = 500  # Langevin steps from noise for the evaluation
+    eval_num_test: int = 10000  # test images used by the evaluation
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     seed: int = 0
 
@@ -69,7 +73,8 @@ class Config:
                 f"got {self.parameterization!r}"
             )
         positive = ("epochs", "batch_size", "lr", "langevin_alpha", "buffer_size",
-                    "sample_steps", "final_sample_steps", "max_abs_energy")
+                    "sample_steps", "final_sample_steps", "max_abs_energy", "eval_samples",
+                    "eval_steps", "eval_num_test")
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")

@@ -9,6 +9,7 @@ A run directory holds::
     samples/             sample grids per epoch and final, chain snapshots
     test_metrics.json    final test-set metrics
     tensorboard/         with --tensorboard: scalars and sample grids
+    evaluation/          evaluation.json and figures (see keras_ebm.evaluate)
     export/              with --export: a SavedModel (see keras_ebm.export)
 """
 
@@ -21,7 +22,7 @@ import time
 import keras
 import numpy as np
 
-from keras_ebm import callbacks, data, export, metrics, networks
+from keras_ebm import callbacks, data, evaluate as evaluation, export, metrics, networks
 from keras_ebm.model import EBM, JEM
 from keras_ebm.sampler import LangevinSampler
 
@@ -185,6 +186,13 @@ def run(config):
                    diverged=guard.diverged)
     write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
+    if config.evaluate and not guard.diverged:
+        log.info("Evaluating (calibration, OOD detection, sample quality)...")
+        report = evaluation.evaluate_model(
+            model, splits, os.path.join(run_dir, "evaluation"), pad=config.pad,
+            num_samples=config.eval_samples, steps=config.eval_steps, num_test=config.eval_num_test,
+        )
+        log.info("Evaluation:\n%s", evaluation.format_table(report))
     if config.export and not guard.diverged:
         export_dir = export.export_model(model, os.path.join(run_dir, "export"), pad=config.pad)
         log.info("Exported SavedModel to %s", export_dir)

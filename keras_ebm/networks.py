@@ -57,7 +57,7 @@ def cnn_wide(input_shape=(28, 28, 1), num_outputs=10, spectral_norm=False):
     return model
 
 
-def resnet(input_shape=(28, 28, 1), num_outputs=10, filters=(32, 64, 128), blocks_per_stage=1,
+def resnet(input_shape=(28, 28, 1), num_outputs=10, filters=(16, 32, 64), blocks_per_stage=1,
            spectral_norm=False):
     """A small pre-activation residual CNN (no batch norm, which breaks EBM sampling).
 

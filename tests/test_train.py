@@ -14,7 +14,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--subset", "256", "--validation_size", "64", "--epochs", "1", "--batch_size", "64",
          "--langevin_steps", "2", "--buffer_size", "200", "--sample_steps", "2",
-         "--final_sample_steps", "4", "--verbose", "2"]
+         "--final_sample_steps", "4", "--verbose", "2", "--eval_samples", "10", "--eval_steps", "2",
+         "--eval_num_test", "100"]
 
 
 def train(*flags, timeout=300):
@@ -36,7 +37,7 @@ def test_one_epoch_run_writes_the_whole_run_directory(quick_run):
     for name in ("config.json", "train.log", "metrics.csv", "test_metrics.json",
                  "checkpoints/best.keras", "checkpoints/last.keras",
                  "samples/epoch_001.png", "samples/final.png", "samples/chain_final.png",
-                 "export/saved_model.pb"):
+                 "export/saved_model.pb", "evaluation/evaluation.json", "evaluation/samples.png"):
         assert os.path.isfile(run_dir / name), name
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"] == "jem" and config["subset"] == 256 and config["out"] == str(run_dir)
