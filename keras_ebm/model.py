@@ -57,6 +57,7 @@ class EBM(keras.Model):
     """
 
     conditional_buffer = False
+    metric_names = ("loss", "cdiv", "reg", "energy_real", "energy_sample")
 
     def __init__(self, network, sampler=None, buffer_size=10000, reinit_prob=0.05,
                  reg_weight=0.1, cdiv_weight=1.0, real_noise=0.005, value_range=(-1.0, 1.0),
@@ -89,8 +90,6 @@ class EBM(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self.built = True
-
-    metric_names = ("loss", "cdiv", "reg", "energy_real", "energy_sample")
 
     @property
     def metrics(self):
@@ -247,7 +246,7 @@ class JEM(EBM):
     and ``E(x) = -logsumexp_y f(x)[y]``. The loss adds cross-entropy to the EBM
     objective:
 
-    ``loss = ce_weight * CE(f(x_real), y) + px_weight * (cdiv + reg_weight * reg)``.
+    ``loss = ce_weight * CE(f(x_real), y) + px_weight * (cdiv_weight * cdiv + reg_weight * reg)``.
 
     With ``px_weight=0`` no Langevin sampling is done and the model is a plain
     classifier (the baseline for calibration and OOD comparisons). With
