@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from bench_jem_mnist import HERE, ROOT, machine
+from bench_mnist import HERE, ROOT, machine
 
 
 def main(epochs, resnet_epochs):

@@ -1,7 +1,8 @@
-"""Train the default JEM on full MNIST with ``python train.py`` and record the results.
+"""Train on full MNIST with ``python train.py`` and record the results.
 
-    python benchmarks/bench_jem_mnist.py [extra train.py flags]
-    python benchmarks/bench_jem_mnist.py --record RUN_DIR   # record a finished run
+    python benchmarks/bench_mnist.py                        # the default JEM
+    python benchmarks/bench_mnist.py --model ebm --epochs 8  # any train.py flags (e.g. the EBM baseline)
+    python benchmarks/bench_mnist.py --record RUN_DIR       # record a finished run
 
 Runs ``train.py`` exactly as a user would (defaults plus any extra flags) into
 ``benchmarks/runs/<name>`` (training ends with ``keras_ebm.evaluate``), then
@@ -47,30 +48,38 @@ def record(run_dir, command, wall=None):
         ev = json.load(f)
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
+    model = config["model"]
     figures = os.path.join(HERE, "figures")
     os.makedirs(figures, exist_ok=True)
-    for src, dst in ((os.path.join(evaluation_dir, "samples.png"), "jem_mnist_samples.png"),
-                     (os.path.join(evaluation_dir, "chain.png"), "jem_mnist_chain.png"),
-                     (os.path.join(evaluation_dir, "reliability.png"), "jem_mnist_reliability.png"),
-                     (os.path.join(run_dir, "samples", "final.png"), "jem_mnist_final_grid.png")):
-        shutil.copy(src, os.path.join(figures, dst))
+    copies = [("samples.png", "samples"), ("chain.png", "chain"), ("reliability.png", "reliability")]
+    for src, kind in copies:
+        if os.path.isfile(os.path.join(evaluation_dir, src)):
+            shutil.copy(os.path.join(evaluation_dir, src),
+                        os.path.join(figures, f"{model}_mnist_{kind}.png"))
+    shutil.copy(os.path.join(run_dir, "samples", "final.png"),
+                os.path.join(figures, f"{model}_mnist_final_grid.png"))
     ood = ev["ood"]
     fid = ev["unconditional"]["classifier_fid"]
     wall_line = f"| wall time of the command | {wall / 60:.1f} min |\n" if wall else ""
+    classifier_rows = ""
+    if "accuracy" in test:
+        classifier_rows = (
+            f"| test accuracy | {100 * test['accuracy']:.2f}% |\n"
+            f"| expected calibration error (15 bins) | {100 * test['ece']:.2f}% |\n"
+            f"| conditional-sample accuracy (reference classifier, {ev['langevin_steps']} steps "
+            f"from noise) | {100 * ev['conditional_sample_accuracy']:.1f}% |\n"
+        )
     section = (
-        f"\n## JEM on MNIST, default settings ({time.strftime('%Y-%m-%d')})\n\n"
+        f"\n## {model.upper()} on MNIST ({time.strftime('%Y-%m-%d')})\n\n"
         f"Command: {command}\n\n"
         f"Machine: {machine()}, CPU only. Settings: `{os.path.relpath(run_dir, ROOT)}/config.json` "
         f"(network {config['network']}, {config['epochs']} epochs, batch {config['batch_size']}, "
         f"{config['langevin_steps']} Langevin steps per iteration, px_weight {config['px_weight']}).\n\n"
         "| metric | value |\n|---|---|\n"
-        f"| test accuracy | {100 * test['accuracy']:.2f}% |\n"
-        f"| expected calibration error (15 bins) | {100 * test['ece']:.2f}% |\n"
+        + classifier_rows +
         f"| OOD AUROC, log p(x): uniform noise / Gaussian noise / inverted / flipped | "
         f"{ood['uniform_noise']['log_px']['auroc']:.3f} / {ood['gaussian_noise']['log_px']['auroc']:.3f}"
         f" / {ood['inverted']['log_px']['auroc']:.3f} / {ood['flipped_vertical']['log_px']['auroc']:.3f} |\n"
-        f"| conditional-sample accuracy (reference classifier, {ev['langevin_steps']} steps from noise) | "
-        f"{100 * ev['conditional_sample_accuracy']:.1f}% |\n"
         f"| label coverage of unconditional samples | {ev['unconditional']['label_coverage']}/10 |\n"
         f"| classifier FID (mean +- std over {len(fid['per_seed'])} seeds) | {fid['mean']:.2f} +- "
         f"{fid['std']:.2f} (floor, real vs real: {fid['floor_real_vs_real']:.2f}; noise: "
@@ -79,10 +88,11 @@ def record(run_dir, command, wall=None):
         f"{ev['nearest_train_distance']['samples']:.2f} / {ev['nearest_train_distance']['test_images']:.2f} |\n"
         f"| epochs | {test['epochs_run']} |\n"
         f"| training time (fit) | {test['train_seconds'] / 60:.1f} min |\n{wall_line}\n"
-        "Figures: `benchmarks/figures/jem_mnist_samples.png` (rows: real, unconditional "
-        "samples from noise, one row per class from E(x, y)), `jem_mnist_chain.png` "
-        "(Langevin chains from noise), `jem_mnist_reliability.png`, `jem_mnist_final_grid.png` "
-        "(the run's final grid, including replay-buffer states).\n"
+        f"Figures: `benchmarks/figures/{model}_mnist_samples.png` (rows: real, unconditional "
+        f"samples from noise, for JEM one row per class from E(x, y)), `{model}_mnist_chain.png` "
+        f"(Langevin chains from noise), `{model}_mnist_final_grid.png` (the run's final grid, "
+        "including replay-buffer states)" + (f", `{model}_mnist_reliability.png`" if classifier_rows else "")
+        + ".\n"
     )
     with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
         f.write(section)
@@ -92,14 +102,14 @@ def record(run_dir, command, wall=None):
 def main(argv):
     if argv[:1] == ["--record"]:
         run_dir = os.path.abspath(argv[1])
-        return record(run_dir, "`python benchmarks/bench_jem_mnist.py` (training: `python train.py`)")
-    name = "jem-mnist-" + time.strftime("%Y%m%d-%H%M%S")
+        return record(run_dir, "`python benchmarks/bench_mnist.py` (training: `python train.py`)")
+    name = "mnist-" + time.strftime("%Y%m%d-%H%M%S")
     run_dir = os.path.join(HERE, "runs", name)
     command = [sys.executable, "train.py", "--out", run_dir, "--verbose", "2", *argv]
     start = time.time()
     subprocess.run(command, cwd=ROOT, check=True)
     shown = " ".join(["python train.py", *argv])
-    record(run_dir, f"`python benchmarks/bench_jem_mnist.py {' '.join(argv)}` (runs `{shown}`)",
+    record(run_dir, f"`python benchmarks/bench_mnist.py {' '.join(argv)}` (runs `{shown}`)",
            wall=time.time() - start)
 
 
