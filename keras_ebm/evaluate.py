@@ -73,7 +73,8 @@ def reference_features(classifier, images):
 
 
 def _crop(images, pad):
-    return images[:, pad:-pad, pad:-pad] if pad else images
+    """Remove ``pad`` pixels per side from images ``[..., H, W, C]``."""
+    return images[..., pad:-pad, pad:-pad, :] if pad else images
 
 
 def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, seeds=(0, 1, 2),
@@ -152,16 +153,12 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
                        title=f"{steps} Langevin steps from uniform noise")
     snapshot_every = max(1, steps // 10)
     _, chain = model.generate(8, steps=steps, seed=seeds[0], snapshot_every=snapshot_every)
-    plotting.save_chain(_crop_chain(chain.numpy(), pad), snapshot_every,
+    plotting.save_chain(_crop(chain.numpy(), pad), snapshot_every,
                         os.path.join(out_dir, "chain.png"))
 
     with open(os.path.join(out_dir, "evaluation.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     return results
-
-
-def _crop_chain(chain, pad):
-    return chain[:, :, pad:-pad, pad:-pad] if pad else chain
 
 
 def format_table(results):

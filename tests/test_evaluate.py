@@ -70,3 +70,15 @@ def test_cli_writes_into_the_run_directory(tmp_path, capsys):
     assert results["num_test"] == 50
     assert "classifier FID" in capsys.readouterr().out
     assert evaluate.main([str(tmp_path / "nothing")]) == 2
+
+
+def test_padded_models_are_judged_on_unpadded_images(tmp_path):
+    inputs = keras.Input((32, 32, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    network = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    model = EBM(network, buffer_size=10, sampler=LangevinSampler(steps=1), seed=0)
+    splits = data.load_dataset("mnist", validation_size=0, subset=200)
+    results = evaluate.evaluate_model(model, splits, str(tmp_path), pad=2, num_samples=20,
+                                      steps=2, seeds=(0,), num_test=50)
+    assert sum(results["unconditional"]["label_histogram"]) == 20
+    assert os.path.isfile(tmp_path / "chain.png")
