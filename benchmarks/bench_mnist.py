@@ -74,7 +74,8 @@ def record(run_dir, command, wall=None):
         f"Command: {command}\n\n"
         f"Machine: {machine()}, CPU only. Settings: `{os.path.relpath(run_dir, ROOT)}/config.json` "
         f"(network {config['network']}, {config['epochs']} epochs, batch {config['batch_size']}, "
-        f"{config['langevin_steps']} Langevin steps per iteration, px_weight {config['px_weight']}).\n\n"
+        f"{config['langevin_steps']} Langevin steps per iteration"
+        + (f", px_weight {config['px_weight']}" if model == "jem" else "") + ").\n\n"
         "| metric | value |\n|---|---|\n"
         + classifier_rows +
         f"| OOD AUROC, log p(x): uniform noise / Gaussian noise / inverted / flipped | "
