@@ -13,6 +13,7 @@ A run directory holds::
     export/              with --export: a SavedModel (see keras_ebm.export)
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -117,6 +118,37 @@ def evaluate(model, dataset, test_images_labels=None):
     return results
 
 
+@dataclasses.dataclass
+class PreparedData:
+    """The pipelines and shapes a run (or a tuning trial) trains on."""
+
+    train: object
+    val: object
+    test: object
+    steps_per_epoch: int
+    input_shape: tuple
+
+
+def prepare_data(config, splits):
+    """Batched ``tf.data`` pipelines (train shuffled and dequantised as configured),
+    steps per epoch and the padded input shape of ``splits`` under ``config``."""
+    make = dict(batch_size=config.batch_size, pad=config.pad)
+    train = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
+                              dequantize=config.dequantize, seed=config.seed,
+                              drop_remainder=True, **make)
+    val = data.make_dataset(splits.x_val, splits.y_val, **make) if len(splits.x_val) else None
+    test = data.make_dataset(splits.x_test, splits.y_test, **make)
+    steps_per_epoch = len(splits.x_train) // config.batch_size
+    if steps_per_epoch == 0:
+        raise RunError(
+            f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
+            "training images; lower it."
+        )
+    height, width, channels = splits.image_shape
+    input_shape = (height + 2 * config.pad, width + 2 * config.pad, channels)
+    return PreparedData(train, val, test, steps_per_epoch, input_shape)
+
+
 def run(config):
     """Train and evaluate the model described by a validated ``Config``.
 
@@ -126,6 +158,8 @@ def run(config):
     config.validate()
     splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
                                config.subset, config.seed)
+    prepared = prepare_data(config, splits)
+    train_ds, val_ds, test_ds = prepared.train, prepared.val, prepared.test
     run_dir = config.out or default_run_dir(config)
     create_run_dir(run_dir)
     config.out = run_dir
@@ -136,23 +170,8 @@ def run(config):
     log.info("Data: %d train, %d validation, %d test images of shape %s",
              len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
 
-    make = dict(batch_size=config.batch_size, pad=config.pad)
-    train_ds = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
-                                 dequantize=config.dequantize, seed=config.seed,
-                                 drop_remainder=True, **make)
-    val_ds = data.make_dataset(splits.x_val, splits.y_val, **make) if len(splits.x_val) else None
-    test_ds = data.make_dataset(splits.x_test, splits.y_test, **make)
-    steps_per_epoch = len(splits.x_train) // config.batch_size
-    if steps_per_epoch == 0:
-        raise RunError(
-            f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
-            "training images; lower it."
-        )
-
-    input_shape = (splits.image_shape[0] + 2 * config.pad, splits.image_shape[1] + 2 * config.pad,
-                   splits.image_shape[2])
-    model = compile_model(build_model(config, input_shape, splits.num_classes), config,
-                          steps_per_epoch)
+    model = compile_model(build_model(config, prepared.input_shape, splits.num_classes), config,
+                          prepared.steps_per_epoch)
     log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
              config.network, model.network.count_params())
 

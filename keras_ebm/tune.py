@@ -43,10 +43,14 @@ def main(argv=None):
     experiment.setup_logging(config.log_file or os.path.join(config.out, "tune.log"))
     with open(os.path.join(config.out, "config.json"), "w") as f:
         f.write(config.to_json())
-    best, tuner = tuning.search(config, splits, os.path.join(config.out, "tuner"),
-                                max_trials=search_args["max_trials"],
-                                samples_per_class=search_args["samples_per_class"],
-                                sample_steps=search_args["score_steps"], seed=config.seed)
+    try:
+        best, tuner = tuning.search(config, splits, os.path.join(config.out, "tuner"),
+                                    max_trials=search_args["max_trials"],
+                                    samples_per_class=search_args["samples_per_class"],
+                                    sample_steps=search_args["score_steps"], seed=config.seed)
+    except experiment.RunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     trials = tuning.write_results(config.out, best, tuner)
     print(tuning.format_table(trials))
     print(f"\nBest hyperparameters (saved to {config.out}/best_hyperparameters.json):\n"

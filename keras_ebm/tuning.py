@@ -21,7 +21,7 @@ import os
 import keras_tuner as kt
 import numpy as np
 
-from keras_ebm import data, experiment, reference
+from keras_ebm import experiment, reference
 
 SEARCH_SPACE = ("langevin_steps", "langevin_alpha", "langevin_sigma", "reinit_prob",
                 "reg_weight", "lr")
@@ -87,15 +87,9 @@ def search(config, splits, directory, max_trials=4, samples_per_class=10, sample
     A failing trial stops the search with its error rather than yielding a
     silent "best" of the trials that did run.
     """
-    make = dict(batch_size=config.batch_size, pad=config.pad)
-    train = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
-                                         seed=config.seed, drop_remainder=True, **make)
-    val = data.make_dataset(splits.x_val, splits.y_val, **make)
-    steps_per_epoch = len(splits.x_train) // config.batch_size
-    input_shape = (splits.image_shape[0] + 2 * config.pad,
-                   splits.image_shape[1] + 2 * config.pad, splits.image_shape[2])
-    hypermodel = JEMHyperModel(config, input_shape, splits.num_classes, steps_per_epoch,
-                               samples_per_class, sample_steps)
+    prepared = experiment.prepare_data(config, splits)
+    hypermodel = JEMHyperModel(config, prepared.input_shape, splits.num_classes,
+                               prepared.steps_per_epoch, samples_per_class, sample_steps)
     tuner = kt.RandomSearch(
         hypermodel,
         objective=kt.Objective("val_hybrid", direction="max"),
@@ -105,7 +99,7 @@ def search(config, splits, directory, max_trials=4, samples_per_class=10, sample
         project_name="jem",
         max_consecutive_failed_trials=1,
     )
-    tuner.search(train, validation_data=val, epochs=config.epochs, verbose=config.verbose,
+    tuner.search(prepared.train, validation_data=prepared.val, epochs=config.epochs, verbose=config.verbose,
                  shuffle=False)
     failed = [t.trial_id for t in tuner.oracle.trials.values()
               if t.status == kt.engine.trial.TrialStatus.FAILED]

@@ -98,6 +98,14 @@ def test_bad_flags_fail_with_a_clear_message(tmp_path, flags, message):
     assert not os.path.exists(tmp_path / "run")
 
 
+def test_batch_larger_than_the_training_set_fails_before_writing(tmp_path):
+    result = train("--out", str(tmp_path / "run"), "--subset", "32", "--batch_size", "64",
+                   timeout=120)
+    assert result.returncode == 2
+    assert "--batch_size 64 is larger than the 32 training images" in result.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_corrupt_data_file_fails_cleanly(tmp_path):
     bad = tmp_path / "mnist.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
