@@ -26,6 +26,7 @@ class Config:
     validation_size: int = 5000  # training images held out for validation
     pad: int = 0  # zero-pad images by this many pixels per side (2 gives 32x32, as in the book)
     dequantize: bool = False  # add uniform noise of one grey level to real images
+    shift: int = 0  # augmentation: translate training images by up to this many pixels
     # Optimisation
     epochs: int = 18
     batch_size: int = 128
@@ -79,7 +80,8 @@ class Config:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
         non_negative = ("langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
-                        "real_noise", "ce_weight", "px_weight", "sample_every", "validation_size")
+                        "real_noise", "ce_weight", "px_weight", "sample_every", "validation_size",
+                        "shift")
         for name in non_negative:
             if getattr(self, name) < 0:
                 errors.append(f"--{name} must be >= 0, got {getattr(self, name)}")

@@ -165,18 +165,34 @@ def preprocess(images, pad=0):
     return x
 
 
+def random_shift(image, max_shift, seed):
+    """Translate one ``[H, W, C]`` image by up to ``max_shift`` whole pixels per axis,
+    filling with the background (0)."""
+    height, width, channels = image.shape
+    padded = tf.pad(image, [[max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+    return tf.image.stateless_random_crop(padded, (height, width, channels), seed=seed)
+
+
 def make_dataset(images, labels, batch_size, shuffle=False, pad=0, dequantize=False, seed=0,
-                 drop_remainder=False):
+                 drop_remainder=False, shift=0):
     """A batched, prefetched ``tf.data.Dataset`` of ``(images, labels)`` in [-1, 1].
 
     ``dequantize`` adds uniform noise of one grey level to each pixel, turning
-    the 256 discrete values into a continuous density.
+    the 256 discrete values into a continuous density. ``shift`` translates each
+    image by up to that many pixels (data augmentation; 0 = off).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}.")
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}.")
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if shift:
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))).map(
+            lambda xy, pair_seed: (random_shift(xy[0], shift, pair_seed), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     def transform(x, y):

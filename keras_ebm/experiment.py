@@ -130,12 +130,12 @@ class PreparedData:
 
 
 def prepare_data(config, splits):
-    """Batched ``tf.data`` pipelines (train shuffled and dequantised as configured),
+    """Batched ``tf.data`` pipelines (train shuffled, shifted and dequantised as configured),
     steps per epoch and the padded input shape of ``splits`` under ``config``."""
     make = dict(batch_size=config.batch_size, pad=config.pad)
     train = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
-                              dequantize=config.dequantize, seed=config.seed,
-                              drop_remainder=True, **make)
+                              dequantize=config.dequantize, shift=config.shift,
+                              seed=config.seed, drop_remainder=True, **make)
     val = data.make_dataset(splits.x_val, splits.y_val, **make) if len(splits.x_val) else None
     test = data.make_dataset(splits.x_test, splits.y_test, **make)
     steps_per_epoch = len(splits.x_train) // config.batch_size

@@ -62,6 +62,27 @@ def test_dataset_batches_and_dequantization():
     assert sorted(shuffled) == list(range(10))
 
 
+def test_shift_translates_each_image_by_whole_pixels_within_bounds():
+    images = np.zeros((64, 28, 28, 1), np.uint8)
+    images[:, 14, 14, 0] = 255  # one bright pixel per image
+    labels = np.arange(64)
+    ds = data.make_dataset(images, labels, batch_size=64, shuffle=True, shift=2, seed=3)
+    epochs = [next(iter(ds)) for _ in range(2)]
+    offsets = []
+    for x, y in epochs:
+        x = x.numpy()
+        assert np.all(np.sum(x > 0, axis=(1, 2, 3)) == 1)  # the pixel survives, unblurred
+        assert sorted(y.numpy()) == list(range(64))
+        offsets.append(np.argwhere(x[..., 0] > 0)[:, 1:] - 14)
+    assert np.abs(offsets[0]).max() == 2
+    assert len({tuple(o) for o in offsets[0]}) > 10  # per-image, not per-batch, shifts
+    assert not np.array_equal(offsets[0], offsets[1])  # new shifts every epoch
+    unshifted = next(iter(data.make_dataset(images, labels, batch_size=64)))[0].numpy()
+    assert np.all(unshifted[:, 14, 14, 0] == 1.0)
+    with pytest.raises(ValueError, match="shift"):
+        data.make_dataset(images, labels, batch_size=8, shift=-1)
+
+
 def test_missing_file_gives_a_clear_error(tmp_path):
     with pytest.raises(data.DataError, match="Data file not found.*--data_file"):
         data.load_dataset(data_file=str(tmp_path / "nope.npz"))
