@@ -8,9 +8,10 @@ from keras_ebm.buffer import ReplayBuffer
 from keras_ebm.config import Config
 from keras_ebm.model import EBM, JEM, class_energy, marginal_energy
 from keras_ebm.networks import get_network
+from keras_ebm.rbm import RBM
 from keras_ebm.sampler import LangevinSampler
 
 __version__ = "0.1.0"
 
-__all__ = ["EBM", "JEM", "Config", "LangevinSampler", "ReplayBuffer", "class_energy",
+__all__ = ["EBM", "JEM", "RBM", "Config", "LangevinSampler", "ReplayBuffer", "class_energy",
            "get_network", "marginal_energy"]

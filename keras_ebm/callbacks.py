@@ -19,10 +19,11 @@ def sample_rows(model, real_images, num_per_row=10, steps=200, seed=0):
     n = num_per_row
     rows = {"real": np.asarray(real_images[:n])}
     rows["noise -> E(x)"] = model.generate(n, steps=steps, seed=seed).numpy()
-    rng = np.random.default_rng(seed)
-    buffer = model.buffer.samples
-    rows["buffer"] = tf.gather(buffer, rng.choice(buffer.shape[0], n, replace=False)).numpy()
-    if model.num_outputs > 1:
+    if model.buffer is not None:  # None: an RBM trained by CD keeps no chains
+        rng = np.random.default_rng(seed)
+        buffer = model.buffer.samples
+        rows["buffer"] = tf.gather(buffer, rng.choice(buffer.shape[0], n, replace=False)).numpy()
+    if getattr(model, "num_outputs", 1) > 1:
         labels = np.repeat(np.arange(model.num_outputs, dtype=np.int32), n)
         conditional = model.generate(len(labels), steps=steps, labels=labels, seed=seed + 1)
         conditional = conditional.numpy().reshape((model.num_outputs, n) + model.sample_shape)
@@ -65,7 +66,8 @@ class SampleGrid(keras.callbacks.Callback):
     def write(self, name, steps, step):
         rows = sample_rows(self.model, self.real_images, steps=steps, seed=self.seed)
         path = os.path.join(self.directory, f"{name}.png")
-        plotting.save_grid(rows, path, title=f"{name}: {steps} Langevin steps from noise")
+        kind = getattr(self.model, "sampler_name", "Langevin")
+        plotting.save_grid(rows, path, title=f"{name}: {steps} {kind} steps from noise")
         log.info("Saved sample grid %s", path)
         if self.writer is not None:
             with self.writer.as_default():
@@ -101,7 +103,8 @@ class ChainSnapshots(keras.callbacks.Callback):
         )
         path = os.path.join(self.directory, f"{name}.png")
         plotting.save_chain(snapshots.numpy(), snapshot_every, path,
-                            title="Langevin chains from noise (columns: step)")
+                            title=f"{getattr(self.model, 'sampler_name', 'Langevin')} chains "
+                                  "from noise (columns: step)")
         log.info("Saved Langevin chain snapshots %s", path)
 
 

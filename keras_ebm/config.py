@@ -8,7 +8,7 @@ import typing
 from keras_ebm.networks import NETWORKS
 from keras_ebm.sampler import PARAMETERIZATIONS
 
-MODELS = ("jem", "ebm")
+MODELS = ("jem", "ebm", "rbm")
 
 
 @dataclasses.dataclass
@@ -16,7 +16,7 @@ class Config:
     """Everything a training run needs. Field docs become ``--help`` text."""
 
     # Model
-    model: str = "jem"  # jem (classifier + EBM) or ebm (unconditional, Du & Mordatch)
+    model: str = "jem"  # jem (classifier + EBM), ebm (unconditional, Du & Mordatch) or rbm
     network: str = "cnn_wide"  # mlp, cnn (the book's), cnn_wide or resnet
     spectral_norm: bool = False  # wrap layers in spectral normalisation
     # Data
@@ -45,6 +45,12 @@ class Config:
     buffer_size: int = 10000
     reinit_prob: float = 0.05
     conditional_sampling: bool = False  # JEM: negatives from E(x, y) with random y
+    # Restricted Boltzmann machine (--model rbm; Gibbs sampling, no network or Langevin)
+    rbm_hidden: int = 500  # hidden units
+    cd_steps: int = 1  # Gibbs steps per training step (CD-k / PCD-k)
+    persistent: bool = False  # PCD: --batch_size persistent chains instead of CD from the data
+    ais_runs: int = 100  # AIS runs for the test log-likelihood at the end (with --evaluate)
+    ais_betas: int = 14500  # AIS inverse temperatures (Salakhutdinov & Murray 2008)
     # Outputs
     out: typing.Optional[str] = None  # run directory (default runs/<model>-<time>)
     log_file: typing.Optional[str] = None  # log path (default <run dir>/train.log)
@@ -75,7 +81,7 @@ class Config:
             )
         positive = ("epochs", "batch_size", "lr", "langevin_alpha", "buffer_size",
                     "sample_steps", "final_sample_steps", "max_abs_energy", "eval_samples",
-                    "eval_steps", "eval_num_test")
+                    "eval_steps", "eval_num_test", "rbm_hidden", "cd_steps", "ais_runs")
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
@@ -91,8 +97,13 @@ class Config:
             errors.append(f"--beta_1 must be in [0, 1), got {self.beta_1}")
         if self.subset is not None and self.subset <= 0:
             errors.append(f"--subset must be > 0, got {self.subset}")
-        if self.model == "ebm" and self.conditional_sampling:
-            errors.append("--conditional_sampling needs --model jem (the EBM has no classes)")
+        if self.model != "jem" and self.conditional_sampling:
+            errors.append(f"--conditional_sampling needs --model jem "
+                          f"(the {self.model.upper()} has no classes)")
+        if self.ais_betas < 3:
+            errors.append(f"--ais_betas must be >= 3, got {self.ais_betas}")
+        if self.model == "rbm" and self.export:
+            errors.append("--export supports --model jem and ebm; drop it for the RBM")
         if errors:
             raise ValueError("Invalid configuration:\n  " + "\n  ".join(errors))
         return self

@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_ebm import callbacks, data, evaluate as evaluation, export, metrics, networks
 from keras_ebm.model import EBM, JEM
+from keras_ebm.rbm import RBM, evaluate_log_likelihood
 from keras_ebm.sampler import LangevinSampler
 
 log = logging.getLogger("keras_ebm")
@@ -37,6 +38,10 @@ class RunError(RuntimeError):
 def build_model(config, input_shape, num_classes):
     """The model described by ``config`` (uncompiled)."""
     keras.utils.set_random_seed(config.seed)
+    if config.model == "rbm":
+        return RBM(input_shape, num_hidden=config.rbm_hidden, cd_steps=config.cd_steps,
+                   persistent=config.persistent, num_chains=config.batch_size,
+                   sample_steps=config.sample_steps, seed=config.seed)
     num_outputs = num_classes if config.model == "jem" else 1
     network = networks.get_network(
         config.network, input_shape=input_shape, num_outputs=num_outputs,
@@ -172,15 +177,20 @@ def run(config):
 
     model = compile_model(build_model(config, prepared.input_shape, splits.num_classes), config,
                           prepared.steps_per_epoch)
-    log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
-             config.network, model.network.count_params())
+    if isinstance(model, RBM):
+        log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
+                 model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)
+    else:
+        log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
+                 config.network, model.network.count_params())
 
     samples_dir = os.path.join(run_dir, "samples")
     real_images = next(iter(test_ds))[0][:10].numpy()
     guard = callbacks.DivergenceGuard(config.max_abs_energy)
-    monitor = ("val_accuracy", "max") if config.model == "jem" else ("val_cdiv", "min")
-    if val_ds is None:
-        monitor = ("accuracy", "max") if config.model == "jem" else ("cdiv", "min")
+    monitor = {"jem": ("accuracy", "max"), "ebm": ("cdiv", "min"),
+               "rbm": ("pseudo_log_likelihood", "max")}[config.model]
+    if val_ds is not None:
+        monitor = ("val_" + monitor[0], monitor[1])
     callback_list = [
         guard,
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv")),
@@ -205,7 +215,17 @@ def run(config):
                    diverged=guard.diverged)
     write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
-    if config.evaluate and not guard.diverged:
+    if isinstance(model, RBM) and config.evaluate and not guard.diverged:
+        log.info("AIS test log-likelihood (%d runs, %d inverse temperatures)...",
+                 config.ais_runs, config.ais_betas)
+        report = evaluate_log_likelihood(
+            model, data.preprocess(splits.x_test[:config.eval_num_test], config.pad),
+            data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad),
+            num_runs=config.ais_runs, num_betas=config.ais_betas, seed=config.seed)
+        write_json(os.path.join(run_dir, "log_likelihood.json"), report)
+        log.info("Test log-likelihood %.2f nats (log Z %.2f +- %.2f)", report["log_likelihood"],
+                 report["log_z"], report["log_z_std"])
+    elif config.evaluate and not guard.diverged:
         log.info("Evaluating (calibration, OOD detection, sample quality)...")
         report = evaluation.evaluate_model(
             model, splits, os.path.join(run_dir, "evaluation"), pad=config.pad,
