@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_ebm import distribute
+
 
 class ReplayBuffer(keras.layers.Layer):
     """A fixed-size store of past Langevin samples (persistent chains).
@@ -63,28 +65,44 @@ class ReplayBuffer(keras.layers.Layer):
         )
 
     def sample(self, batch_size, labels=None):
-        """Draw ``batch_size`` chain starts; returns ``(states, slot_indices)``."""
+        """Draw ``batch_size`` chain starts; returns ``(states, slot_indices)``.
+
+        Under ``tf.distribute`` each replica takes its slice of one draw for the
+        global batch: replicas start distinct chains, exactly as one device would.
+        """
+        replica, num_replicas = distribute.current_replica()
+        global_size = batch_size * num_replicas
+        mine = slice(replica * batch_size, (replica + 1) * batch_size)
         seeds = tf.random.experimental.stateless_split(self._next_seed(), 3)
         if labels is None:
             indices = tf.random.stateless_uniform(
-                [batch_size], seed=seeds[0], maxval=self.size, dtype=tf.int32
-            )
+                [global_size], seed=seeds[0], maxval=self.size, dtype=tf.int32
+            )[mine]
         else:
             if self.num_classes is None:
                 raise ValueError("Class-conditional sampling needs a buffer built with num_classes.")
             offsets = tf.random.stateless_uniform(
-                [batch_size], seed=seeds[0], maxval=self.slots_per_class, dtype=tf.int32
-            )
+                [global_size], seed=seeds[0], maxval=self.slots_per_class, dtype=tf.int32
+            )[mine]
             indices = tf.cast(labels, tf.int32) * self.slots_per_class + offsets
         states = tf.gather(self.samples, indices)
-        restart = tf.random.stateless_uniform([batch_size], seed=seeds[1]) < self.reinit_prob
+        restart = tf.random.stateless_uniform([global_size], seed=seeds[1])[mine] < self.reinit_prob
         restart = tf.reshape(restart, [-1] + [1] * len(self.sample_shape))
-        states = tf.where(restart, self._noise(tf.shape(states), seeds[2]), states)
+        noise = self._noise((global_size,) + self.sample_shape, seeds[2])[mine]
+        states = tf.where(restart, noise, states)
         return states, indices
 
     def update(self, indices, states):
-        """Write ``states`` into the slots ``indices`` (as returned by :meth:`sample`)."""
+        """Write ``states`` into the slots ``indices`` (as returned by :meth:`sample`).
+
+        Under ``tf.distribute`` every replica writes the chains of all replicas,
+        so the replicas' copies of the buffer stay identical.
+        """
         states = tf.cast(states, self.samples.dtype)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            indices = context.all_gather(indices, axis=0)
+            states = context.all_gather(states, axis=0)
         if tf.distribute.has_strategy():
             # Sparse in-place scatters are not implemented for distributed variables.
             self.samples.assign(

@@ -3,8 +3,10 @@
 import argparse
 import dataclasses
 import json
+import os
 import typing
 
+from keras_ebm.distribute import MIXED_PRECISION, STRATEGIES, check_tf_config
 from keras_ebm.networks import NETWORKS
 from keras_ebm.sampler import PARAMETERIZATIONS
 
@@ -66,6 +68,9 @@ class Config:
     eval_num_test: int = 10000  # test images used by the evaluation
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     seed: int = 0
+    # Devices (README: Multiple devices and machines)
+    strategy: str = "auto"  # auto (mirrored with 2+ GPUs), default, mirrored or multiworker
+    mixed_precision: str = "none"  # bfloat16 or float16 compute; weights, energies in float32
 
     def validate(self):
         """Raise ``ValueError`` naming the bad field and the fix."""
@@ -97,6 +102,17 @@ class Config:
             errors.append(f"--beta_1 must be in [0, 1), got {self.beta_1}")
         if self.subset is not None and self.subset <= 0:
             errors.append(f"--subset must be > 0, got {self.subset}")
+        if self.strategy not in STRATEGIES:
+            errors.append(f"--strategy must be one of {', '.join(STRATEGIES)}, "
+                          f"got {self.strategy!r}")
+        elif self.strategy == "multiworker":
+            try:
+                check_tf_config(os.environ.get("TF_CONFIG"))
+            except ValueError as err:
+                errors.append(str(err))
+        if self.mixed_precision not in MIXED_PRECISION:
+            errors.append(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
+                          f"got {self.mixed_precision!r}")
         if self.model != "jem" and self.conditional_sampling:
             errors.append(f"--conditional_sampling needs --model jem "
                           f"(the {self.model.upper()} has no classes)")

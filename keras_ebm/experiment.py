@@ -23,7 +23,8 @@ import time
 import keras
 import numpy as np
 
-from keras_ebm import callbacks, data, evaluate as evaluation, export, metrics, networks
+from keras_ebm import (callbacks, data, distribute, evaluate as evaluation, export, metrics,
+                       networks)
 from keras_ebm.model import EBM, JEM
 from keras_ebm.rbm import RBM, evaluate_log_likelihood
 from keras_ebm.sampler import LangevinSampler
@@ -43,10 +44,11 @@ def build_model(config, input_shape, num_classes):
                    persistent=config.persistent, num_chains=config.batch_size,
                    sample_steps=config.sample_steps, seed=config.seed)
     num_outputs = num_classes if config.model == "jem" else 1
-    network = networks.get_network(
-        config.network, input_shape=input_shape, num_outputs=num_outputs,
-        spectral_norm=config.spectral_norm,
-    )
+    with distribute.precision(config.mixed_precision):
+        network = networks.get_network(
+            config.network, input_shape=input_shape, num_outputs=num_outputs,
+            spectral_norm=config.spectral_norm,
+        )
     sampler = LangevinSampler(
         steps=config.langevin_steps,
         step_size=config.langevin_alpha,
@@ -68,7 +70,10 @@ def compile_model(model, config, steps_per_epoch):
     schedule = keras.optimizers.schedules.CosineDecay(
         config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999))
+    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999)
+    if config.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer)
     return model
 
 
@@ -117,7 +122,7 @@ def evaluate(model, dataset, test_images_labels=None):
     """Keras test metrics plus, for classifiers, the expected calibration error."""
     results = {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
     if isinstance(model, JEM):
-        logits = np.concatenate([model.predict_on_batch(x) for x, _ in dataset])
+        logits = model.predict(dataset, verbose=0)
         labels = np.concatenate([y.numpy() for _, y in dataset])
         results["ece"] = metrics.expected_calibration_error(metrics.softmax(logits), labels)
     return results
@@ -161,6 +166,10 @@ def run(config):
     training diverged.
     """
     config.validate()
+    strategy = distribute.get_strategy(config.strategy)  # first: before TF starts its runtime
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise RunError(f"--batch_size {config.batch_size} is the global batch; make it a multiple "
+                       f"of the {strategy.num_replicas_in_sync} replicas.")
     splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
                                config.subset, config.seed)
     prepared = prepare_data(config, splits)
@@ -175,8 +184,12 @@ def run(config):
     log.info("Data: %d train, %d validation, %d test images of shape %s",
              len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
 
-    model = compile_model(build_model(config, prepared.input_shape, splits.num_classes), config,
-                          prepared.steps_per_epoch)
+    with strategy.scope():
+        model = compile_model(build_model(config, prepared.input_shape, splits.num_classes),
+                              config, prepared.steps_per_epoch)
+    distribute.patch_for_multi_worker(model, strategy)
+    log.info("Strategy: %s (%s), %d replica(s)", config.strategy, type(strategy).__name__,
+             strategy.num_replicas_in_sync)
     if isinstance(model, RBM):
         log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
                  model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)

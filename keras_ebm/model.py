@@ -8,6 +8,7 @@ and the class-conditional energy is ``E(x, y) = -f(x)[y]``.
 import keras
 import tensorflow as tf
 
+from keras_ebm import distribute
 from keras_ebm.buffer import ReplayBuffer
 from keras_ebm.sampler import LangevinSampler
 
@@ -114,7 +115,12 @@ class EBM(keras.Model):
 
     # --- sampling -----------------------------------------------------------
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int64)[:2]
+        seed = tf.cast(self.seed_generator.next(), tf.int64)[:2]
+        replica, num_replicas = distribute.current_replica()
+        if num_replicas == 1:
+            return seed
+        # Replicas draw independent noise (the replay buffer shares one global draw instead).
+        return tf.random.experimental.stateless_fold_in(seed, replica)
 
     def _run_sampler(self, x, labels, seed, steps=None, snapshot_every=0):
         if labels is None:
@@ -201,6 +207,8 @@ class EBM(keras.Model):
             metrics = self.compute_metrics(x, y, negatives, training=True)
             # Gradients are summed over replicas under tf.distribute.
             loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+            # Mixed float16: scaled against underflow here, unscaled by the LossScaleOptimizer.
+            loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply(grads, self.network.trainable_variables)
         return self._update_trackers(metrics, y)

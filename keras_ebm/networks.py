@@ -14,7 +14,15 @@ NETWORKS = ("mlp", "cnn", "cnn_wide", "resnet")
 
 def _dense(units, spectral_norm, **kwargs):
     layer = layers.Dense(units, **kwargs)
-    return layers.SpectralNormalization(layer) if spectral_norm else layer
+    if spectral_norm:
+        return layers.SpectralNormalization(layer, dtype=layer.dtype_policy)
+    return layer
+
+
+def _scores(units, spectral_norm):
+    """The output layer: float32 under mixed precision, so energies and their
+    input gradients keep full precision."""
+    return _dense(units, spectral_norm, dtype="float32")
 
 
 def _conv(filters, kernel_size, strides, spectral_norm, **kwargs):
@@ -28,7 +36,7 @@ def mlp(input_shape=(28, 28, 1), num_outputs=10, hidden_units=(512, 256), spectr
     x = layers.Flatten()(inputs)
     for units in hidden_units:
         x = _dense(units, spectral_norm, activation="swish")(x)
-    outputs = _dense(num_outputs, spectral_norm)(x)
+    outputs = _scores(num_outputs, spectral_norm)(x)
     return keras.Model(inputs, outputs, name="mlp")
 
 
@@ -44,7 +52,7 @@ def cnn(input_shape=(28, 28, 1), num_outputs=10, filters=(16, 32, 64, 64), dense
         x = _conv(f, 5 if i == 0 else 3, 2, spectral_norm, activation="swish")(x)
     x = layers.Flatten()(x)
     x = _dense(dense_units, spectral_norm, activation="swish")(x)
-    outputs = _dense(num_outputs, spectral_norm)(x)
+    outputs = _scores(num_outputs, spectral_norm)(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -79,7 +87,7 @@ def resnet(input_shape=(28, 28, 1), num_outputs=10, filters=(16, 32, 64), blocks
             x = _conv(filters[stage + 1], 3, 2, spectral_norm)(x)
     x = layers.Activation("swish")(x)
     x = layers.GlobalAveragePooling2D()(x)
-    outputs = _dense(num_outputs, spectral_norm)(x)
+    outputs = _scores(num_outputs, spectral_norm)(x)
     return keras.Model(inputs, outputs, name="resnet")
 
 

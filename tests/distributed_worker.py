@@ -1,0 +1,103 @@
+"""Subprocess side of tests/test_distribute.py (devices must be set before TF starts).
+
+    python tests/distributed_worker.py mirrored OUT.npz RUN_DIR DATA_FILE
+        On 2 logical CPU devices, train the same tiny JEM with the default strategy and
+        with MirroredStrategy at the same global batch; save both loss trajectories,
+        final weights and the replicas' replay buffers to OUT.npz; then run the whole
+        experiment (callbacks, checkpoints, test metrics) under MirroredStrategy in RUN_DIR
+        on DATA_FILE (a --data_file).
+    python tests/distributed_worker.py keras_fit
+        A plain Keras model + fit under MultiWorkerMirroredStrategy (TF_CONFIG set by the
+        caller), without keras_ebm's workaround; prints FIT OK if Keras has fixed its bug.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A deterministic set-up: noise-free Langevin steps and real images, fixed seeds.
+TINY = dict(network="mlp", langevin_steps=3, langevin_sigma=0.0, real_noise=0.0,
+            buffer_size=64, reinit_prob=0.2, batch_size=16, lr=1e-3, epochs=1, seed=3)
+STEPS = 6
+
+
+def split_cpu(num_devices):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
+    )
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_tiny(strategy_name):
+    """Loss after each step, final network weights and each replica's buffer."""
+    import keras
+    import tensorflow as tf
+
+    from keras_ebm import distribute, experiment
+    from keras_ebm.config import Config
+
+    config = Config(strategy=strategy_name, **TINY)
+    strategy = distribute.get_strategy(strategy_name)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (STEPS * config.batch_size, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, len(x))
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size)
+    with strategy.scope():
+        model = experiment.compile_model(experiment.build_model(config, (8, 8, 1), 3), config,
+                                         steps_per_epoch=STEPS)
+    losses = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: losses.append(float(logs["loss"])))
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[record], shuffle=False)
+    buffers = [v.numpy() for v in strategy.experimental_local_results(model.buffer.samples.value)]
+    return strategy, model, np.array(losses), buffers
+
+
+def mirrored(out_path, run_dir, data_file):
+    split_cpu(2)
+    from keras_ebm import callbacks, experiment
+    from keras_ebm.config import Config
+
+    _, single, single_losses, single_buffers = train_tiny("default")
+    strategy, mirror, mirror_losses, mirror_buffers = train_tiny("mirrored")
+    # Sample grids (model.generate) from a model built under the strategy.
+    with strategy.scope():
+        rows = callbacks.sample_rows(mirror, np.zeros((10, 8, 8, 1), "float32"), steps=2)
+    np.savez(
+        out_path, replicas=strategy.num_replicas_in_sync,
+        single_losses=single_losses, mirror_losses=mirror_losses,
+        single_weights=np.concatenate([w.ravel() for w in single.network.get_weights()]),
+        mirror_weights=np.concatenate([w.ravel() for w in mirror.network.get_weights()]),
+        single_buffer=single_buffers[0], mirror_buffers=np.stack(mirror_buffers),
+        grid_rows=len(rows), grid_finite=all(np.isfinite(r).all() for r in rows.values()),
+    )
+    config = Config(strategy="mirrored", out=run_dir, data_file=data_file, validation_size=64,
+                    batch_size=64, langevin_steps=2, buffer_size=200, sample_steps=2,
+                    final_sample_steps=4, network="mlp", evaluate=False, verbose=0, epochs=1,
+                    sample_every=0)
+    experiment.run(config)
+
+
+def keras_fit():
+    import keras
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        model.compile(keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(32) % 3)).batch(8)
+    model.fit(dataset, epochs=1, verbose=0)
+    print("FIT OK")
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    {"mirrored": mirrored, "keras_fit": keras_fit}[mode](*args)
