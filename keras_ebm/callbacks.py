@@ -188,3 +188,54 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         text = " ".join(f"{k}={float(v):.5g}" for k, v in sorted((logs or {}).items()))
         log.info("epoch %d: %s", epoch + 1, text)
+
+
+class DensityPlots(keras.callbacks.Callback):
+    """For a toy density (``keras_ebm.toy``), save at the end of training (and every
+    ``every`` epochs) ``<name>_landscape.png`` (learned energy, grid-normalised
+    ``p_theta`` and the true density), ``<name>_flow.png`` (particles from uniform
+    noise over ``steps`` Langevin steps) and ``<name>_histogram.png`` (where the
+    particles end, against the true density)."""
+
+    def __init__(self, directory, density, every=0, steps=500, num_particles=2000,
+                 num_snapshots=6, resolution=200, seed=0):
+        super().__init__()
+        self.directory = directory
+        self.density = density
+        self.every = every
+        self.steps = steps
+        self.num_particles = num_particles
+        self.num_snapshots = num_snapshots
+        self.resolution = resolution
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every and (epoch + 1) % self.every == 0:
+            self.write(f"epoch_{epoch + 1:03d}")
+
+    def on_train_end(self, logs=None):
+        self.write("final")
+
+    def write(self, name):
+        from keras_ebm import toy
+
+        density, box, dim = self.density, self.density.box, self.density.dim
+        points, centres = toy.grid_points(box, dim, self.resolution)
+        cell = ((box[1] - box[0]) / self.resolution) ** dim
+        shape = [self.resolution] * dim
+        learned = toy.grid_log_masses(lambda x: -self.model.energy(x), box, dim, self.resolution)
+        truth = toy.grid_log_masses(density.log_prob, box, dim, self.resolution)
+        energy = self.model.energy(tf.constant(points)).numpy().reshape(shape)
+        path = os.path.join(self.directory, f"{name}_%s.png")
+        plotting.save_landscape(centres, {"true p": np.exp(truth) / cell,
+                                          "learned p_theta": np.exp(learned) / cell},
+                                energy, box, path % "landscape", title=f"{density.name}: {name}")
+        every = max(1, self.steps // (self.num_snapshots - 1))
+        samples, snapshots = self.model.generate(self.num_particles, steps=self.steps,
+                                                 seed=self.seed, snapshot_every=every)
+        plotting.save_particle_flow(snapshots.numpy()[:, :300 if dim == 1 else None], every, box,
+                                    path % "flow", title="Langevin particles from uniform noise")
+        plotting.save_sample_histogram(samples.numpy(), centres, np.exp(truth) / cell, box,
+                                       path % "histogram",
+                                       title=f"{self.steps} Langevin steps from noise")
+        log.info("Saved density plots %s", path % "{landscape,flow,histogram}")

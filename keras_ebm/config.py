@@ -22,7 +22,7 @@ class Config:
     network: str = "cnn_wide"  # mlp, cnn (the book's), cnn_wide or resnet
     spectral_norm: bool = False  # wrap layers in spectral normalisation
     # Data
-    dataset: str = "mnist"  # mnist (bundled) or tfds:NAME
+    dataset: str = "mnist"  # mnist (bundled), tfds:NAME or toy:NAME (keras_ebm.toy.DENSITIES)
     data_file: typing.Optional[str] = None  # an .npz to read instead of the bundled MNIST
     subset: typing.Optional[int] = None  # train on only this many images (quick runs)
     validation_size: int = 5000  # training images held out for validation
@@ -120,6 +120,14 @@ class Config:
             errors.append(f"--ais_betas must be >= 3, got {self.ais_betas}")
         if self.model == "rbm" and self.export:
             errors.append("--export supports --model jem and ebm; drop it for the RBM")
+        if self.dataset.startswith("toy:"):
+            if self.model != "ebm" or self.network != "mlp":
+                errors.append("--dataset toy:NAME holds points, not images: "
+                              "use --model ebm --network mlp")
+            image_only = [f"--{n}" for n in ("pad", "shift", "dequantize", "export")
+                          if getattr(self, n)]
+            if image_only:
+                errors.append(f"{', '.join(image_only)} apply to images; drop them for toy:NAME")
         if errors:
             raise ValueError("Invalid configuration:\n  " + "\n  ".join(errors))
         return self

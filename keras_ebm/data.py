@@ -30,6 +30,7 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    value_range: tuple = (-1.0, 1.0)  # of the model's inputs (toy densities: their box)
 
     @property
     def image_shape(self):
@@ -112,7 +113,7 @@ def _online(host="storage.googleapis.com", timeout=3.0):
 
 
 def load_dataset(name="mnist", data_file=None, validation_size=5000, subset=None, seed=0):
-    """Load ``name`` (``"mnist"`` or ``"tfds:NAME"``) into :class:`Splits`.
+    """Load ``name`` (``"mnist"``, ``"tfds:NAME"`` or ``"toy:NAME"``) into :class:`Splits`.
 
     Args:
         name: dataset name.
@@ -127,10 +128,18 @@ def load_dataset(name="mnist", data_file=None, validation_size=5000, subset=None
         arrays = load_npz(BUNDLED[name])
     elif name.startswith("tfds:"):
         arrays = load_tfds(name[len("tfds:"):])
+    elif name.startswith("toy:"):
+        from keras_ebm import toy
+
+        try:
+            return toy.load_splits(name[len("toy:"):], validation_size=validation_size,
+                                   subset=subset, seed=seed)
+        except ValueError as err:
+            raise DataError(str(err)) from None
     else:
         raise DataError(
-            f"Unknown dataset {name!r}; use 'mnist' (bundled) or 'tfds:NAME' "
-            "(e.g. tfds:fashion_mnist)."
+            f"Unknown dataset {name!r}; use 'mnist' (bundled), 'tfds:NAME' "
+            "(e.g. tfds:fashion_mnist) or 'toy:NAME' (e.g. toy:two_moons)."
         )
     x_train, y_train = _as_images(arrays["x_train"]), arrays["y_train"].astype("int32")
     x_test, y_test = _as_images(arrays["x_test"]), arrays["y_test"].astype("int32")
@@ -200,6 +209,8 @@ def make_dataset(images, labels, batch_size, shuffle=False, pad=0, dequantize=Fa
         if dequantize:
             x = x + tf.random.uniform(tf.shape(x), 0.0, 1.0)
             x = x * (255.0 / 256.0)
+        if images.dtype != np.uint8:  # points of a toy density: used as they are
+            return x, y
         return preprocess(x, pad), y
 
     return ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from keras_ebm import (callbacks, data, distribute, evaluate as evaluation, export, metrics,
-                       networks)
+                       networks, toy)
 from keras_ebm.model import EBM, JEM
 from keras_ebm.rbm import RBM, evaluate_log_likelihood
 from keras_ebm.sampler import LangevinSampler
@@ -36,8 +36,8 @@ class RunError(RuntimeError):
     """A run could not start or finish; the message says why and what to do."""
 
 
-def build_model(config, input_shape, num_classes):
-    """The model described by ``config`` (uncompiled)."""
+def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
+    """The model described by ``config`` (uncompiled); samples stay in ``value_range``."""
     keras.utils.set_random_seed(config.seed)
     if config.model == "rbm":
         return RBM(input_shape, num_hidden=config.rbm_hidden, cd_steps=config.cd_steps,
@@ -55,10 +55,12 @@ def build_model(config, input_shape, num_classes):
         noise_scale=config.langevin_sigma,
         grad_clip=config.grad_clip or None,
         parameterization=config.parameterization,
+        value_range=value_range,
     )
     common = dict(
         sampler=sampler, buffer_size=config.buffer_size, reinit_prob=config.reinit_prob,
         reg_weight=config.reg_weight, real_noise=config.real_noise, seed=config.seed,
+        value_range=value_range,
     )
     if config.model == "jem":
         return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
@@ -154,8 +156,10 @@ def prepare_data(config, splits):
             f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
             "training images; lower it."
         )
-    height, width, channels = splits.image_shape
-    input_shape = (height + 2 * config.pad, width + 2 * config.pad, channels)
+    input_shape = splits.image_shape  # toy densities: points [dim]
+    if len(input_shape) == 3:
+        height, width, channels = input_shape
+        input_shape = (height + 2 * config.pad, width + 2 * config.pad, channels)
     return PreparedData(train, val, test, steps_per_epoch, input_shape)
 
 
@@ -185,7 +189,8 @@ def run(config):
              len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
 
     with strategy.scope():
-        model = compile_model(build_model(config, prepared.input_shape, splits.num_classes),
+        model = compile_model(build_model(config, prepared.input_shape, splits.num_classes,
+                                          splits.value_range),
                               config, prepared.steps_per_epoch)
     distribute.patch_for_multi_worker(model, strategy)
     log.info("Strategy: %s (%s), %d replica(s)", config.strategy, type(strategy).__name__,
@@ -217,6 +222,13 @@ def run(config):
     ]
     if config.tensorboard:
         callback_list.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
+    density = toy.get_density(config.dataset[4:]) if config.dataset.startswith("toy:") else None
+    if density is not None:  # points, not images: density plots replace the image grids
+        callback_list = [c for c in callback_list
+                         if not isinstance(c, (callbacks.SampleGrid, callbacks.ChainSnapshots))]
+        callback_list.append(callbacks.DensityPlots(samples_dir, density, every=config.sample_every,
+                                                    steps=config.final_sample_steps,
+                                                    seed=config.seed))
 
     start = time.time()
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
@@ -238,6 +250,13 @@ def run(config):
         write_json(os.path.join(run_dir, "log_likelihood.json"), report)
         log.info("Test log-likelihood %.2f nats (log Z %.2f +- %.2f)", report["log_likelihood"],
                  report["log_z"], report["log_z_std"])
+    elif density is not None and config.evaluate and not guard.diverged:
+        report = toy.evaluate_model(model, density, num_samples=config.eval_samples,
+                                    steps=config.eval_steps, seed=config.seed)
+        os.makedirs(os.path.join(run_dir, "evaluation"), exist_ok=True)
+        write_json(os.path.join(run_dir, "evaluation", "evaluation.json"), report)
+        log.info("Distances to the true %s density: %s", density.name,
+                 json.dumps(report, sort_keys=True))
     elif config.evaluate and not guard.diverged:
         log.info("Evaluating (calibration, OOD detection, sample quality)...")
         report = evaluation.evaluate_model(

@@ -108,3 +108,77 @@ def save_histograms(values, path, xlabel=None, title=None):
     ax.set_xlabel(xlabel or "")
     ax.legend(fontsize=7)
     _finish(fig, title, path)
+
+
+# --- toy densities (points in 1-D or 2-D) ------------------------------------
+def _density_panel(ax, centres, values, box, label=None):
+    """A density or energy on a grid: a curve in 1-D, an image in 2-D."""
+    values = np.asarray(values)
+    if values.ndim == 1:
+        ax.plot(centres, values, label=label)
+        ax.set_xlim(*box)
+        return
+    image = ax.imshow(values.T, origin="lower", extent=(*box, *box), cmap="viridis")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(label, fontsize=9)
+
+
+def save_landscape(centres, densities, energy, box, path, title=None):
+    """The learned energy ``E(x)`` on a grid next to densities ``{label: values}``
+    (e.g. the true ``p`` and the grid-normalised ``p_theta``): curves in 1-D, images in 2-D."""
+    one_d = np.ndim(energy) == 1
+    panels = 2 if one_d else len(densities) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.5), squeeze=False)
+    axes = axes[0]
+    for i, (label, values) in enumerate(densities.items()):
+        _density_panel(axes[0 if one_d else i], centres, values, box, label)
+    if one_d:
+        axes[0].legend(fontsize=8)
+        axes[0].set_ylabel("density")
+    _density_panel(axes[-1], centres, energy, box, "energy E(x)")
+    if one_d:
+        axes[-1].set_ylabel("energy E(x)")
+    _finish(fig, title, path)
+
+
+def save_particle_flow(snapshots, steps_per_snapshot, box, path, title=None):
+    """Particles ``[num_snapshots, N, dim]`` moving under Langevin dynamics: in 1-D
+    their paths against the step, in 2-D one scatter plot per snapshot."""
+    snapshots = np.asarray(snapshots)
+    steps = np.arange(len(snapshots)) * steps_per_snapshot
+    if snapshots.shape[-1] == 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(steps, snapshots[..., 0], color="tab:blue", alpha=0.15, lw=0.7)
+        ax.set_xlabel("Langevin step")
+        ax.set_ylabel("x")
+        ax.set_ylim(*box)
+    else:
+        fig, axes = plt.subplots(1, len(snapshots), figsize=(2.2 * len(snapshots), 2.5),
+                                 squeeze=False)
+        for ax, step, points in zip(axes[0], steps, snapshots):
+            ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.5)
+            ax.set_xlim(*box)
+            ax.set_ylim(*box)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"step {step}", fontsize=8)
+    _finish(fig, title, path)
+
+
+def save_sample_histogram(samples, centres, true_density, box, path, bins=50, title=None):
+    """Histogram of ``samples [N, dim]`` against the true density on the grid
+    ``centres``: overlaid in 1-D, side by side in 2-D."""
+    samples = np.asarray(samples)
+    if samples.shape[-1] == 1:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.hist(samples[:, 0], bins=bins, range=box, density=True, alpha=0.5, label="samples")
+        ax.plot(centres, true_density, "r", label="true density")
+        ax.legend(fontsize=8)
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+        axes[0].hist2d(samples[:, 0], samples[:, 1], bins=bins, range=[box, box], density=True)
+        axes[0].set_title("samples", fontsize=9)
+        axes[0].set_aspect("equal")
+        _density_panel(axes[1], centres, true_density, box, "true density")
+    _finish(fig, title, path)
