@@ -93,17 +93,16 @@ def check_tf_config(text):
         )
     try:
         tf_config = json.loads(text)
-        workers = tf_config["cluster"]["worker"]
-        task = tf_config["task"]
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        members = cluster.get(task["type"], [])
         index = int(task["index"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(
             f"TF_CONFIG is not valid ({type(err).__name__}: {err}); expected e.g. {example}."
         ) from None
-    if task.get("type") not in ("worker", "chief") or not 0 <= index < len(workers):
+    if not 0 <= index < len(members):
         raise ValueError(
-            f"TF_CONFIG task {task} does not name one of the {len(workers)} workers "
-            f"{workers}; expected e.g. {example}."
+            f"TF_CONFIG task {task} is not in its cluster {cluster}; expected e.g. {example}."
         )
 
 
