@@ -5,12 +5,13 @@
         with MirroredStrategy at the same global batch; save both loss trajectories,
         final weights and the replicas' replay buffers to OUT.npz; then run the whole
         experiment (callbacks, checkpoints, test metrics) under MirroredStrategy in RUN_DIR
-        on DATA_FILE (a --data_file).
+        on DATA_FILE (a --data_file), and check that an odd global batch is refused.
     python tests/distributed_worker.py keras_fit
         A plain Keras model + fit under MultiWorkerMirroredStrategy (TF_CONFIG set by the
         caller), without keras_ebm's workaround; prints FIT OK if Keras has fixed its bug.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -88,6 +89,10 @@ def mirrored(out_path, run_dir, data_file):
                     final_sample_steps=4, network="mlp", evaluate=False, verbose=0, epochs=1,
                     sample_every=0)
     experiment.run(config)
+    try:
+        experiment.run(dataclasses.replace(config, batch_size=63, out=run_dir + "-odd"))
+    except experiment.RunError as err:
+        print(f"RunError: {err}")
 
 
 def keras_fit():

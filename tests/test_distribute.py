@@ -3,6 +3,7 @@ devices and two local MultiWorkerMirroredStrategy workers in subprocesses (devic
 and collectives must be configured before TensorFlow starts)."""
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -106,6 +107,20 @@ def test_mirrored_over_two_devices_matches_one_device(tmp_path, small_mnist):
         assert (run_dir / name).is_file(), name
     log = (run_dir / "train.log").read_text()
     assert "Strategy: mirrored (MirroredStrategy), 2 replica(s)" in log
+    assert "--batch_size 63 is the global batch; make it a multiple of the 2" in result.stdout
+
+
+def test_mirrored_with_one_device_is_allowed_and_logged(caplog):
+    logger = logging.getLogger("keras_ebm")
+    logger.addHandler(caplog.handler)
+    try:
+        strategy = distribute.get_strategy("mirrored")
+    finally:
+        logger.removeHandler(caplog.handler)
+    if not tf.config.list_physical_devices("GPU"):
+        assert strategy.num_replicas_in_sync == 1
+        assert "--strategy mirrored with one device" in caplog.text
+    assert distribute.get_strategy("mirrored") is strategy  # one per process
 
 
 def free_ports(count):
