@@ -200,10 +200,12 @@ class RBM(keras.Model):
     def pseudo_log_likelihood(self, v, seed):
         """``D * log sigmoid(F(v') - F(v))`` with ``v'`` = ``v`` with one random bit flipped
         (a stochastic estimate of ``sum_i log p(v_i | v_-i)``, as in scikit-learn)."""
-        flip = tf.one_hot(tf.random.stateless_uniform([tf.shape(v)[0]], seed, maxval=self.num_visible,
-                                                      dtype=tf.int32), self.num_visible, dtype=v.dtype)
+        bit = tf.random.stateless_uniform([tf.shape(v)[0]], seed, maxval=self.num_visible,
+                                          dtype=tf.int32)
+        flip = tf.one_hot(bit, self.num_visible, dtype=v.dtype)
         flipped = v + flip - 2.0 * v * flip
-        return self.num_visible * tf.math.log_sigmoid(self.free_energy(flipped) - self.free_energy(v))
+        return self.num_visible * tf.math.log_sigmoid(self.free_energy(flipped)
+                                                      - self.free_energy(v))
 
     def compute_metrics(self, v, negatives=None):
         """Metrics of binary data ``v``; with ``negatives`` also the CD loss."""
@@ -328,11 +330,11 @@ def ais_log_partition(rbm, data_mean, num_runs=100, num_betas=14500, seed=0):
                          f"got {data_mean.size}.")
     base_bias = np.log(data_mean) - np.log1p(-data_mean)
     log_z_base = np.logaddexp(0, base_bias).sum() + rbm.num_hidden * np.log(2.0)
-    log_weights = _ais_log_weights(
-        tf.constant(rbm.kernel.numpy(), tf.float64), tf.constant(rbm.visible_bias.numpy(), tf.float64),
-        tf.constant(rbm.hidden_bias.numpy(), tf.float64), tf.constant(base_bias),
-        tf.constant(ais_betas(num_betas)), tf.constant(int(num_runs)),
-        tf.constant([seed, 1], tf.int64)).numpy()
+    kernel, b_v, b_h = (tf.constant(w.numpy(), tf.float64)
+                        for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias))
+    log_weights = _ais_log_weights(kernel, b_v, b_h, tf.constant(base_bias),
+                                   tf.constant(ais_betas(num_betas)), tf.constant(int(num_runs)),
+                                   tf.constant([seed, 1], tf.int64)).numpy()
     log_mean_weight = np.logaddexp.reduce(log_weights) - np.log(num_runs)
     relative = np.exp(log_weights - log_mean_weight)  # weights over their mean
     return AISResult(log_z=float(log_z_base + log_mean_weight),

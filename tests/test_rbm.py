@@ -65,8 +65,9 @@ def test_ais_test_log_likelihood_matches_exact():
     rbm = random_rbm(12, 8, scale=0.5)
     images = np.random.default_rng(1).uniform(0, 1, (200, 12)).astype("float32")
     report = evaluate_log_likelihood(rbm, images, images, num_runs=500, num_betas=1000, seed=3)
-    binary = rbm.binarize(images, tf.constant([3, 2], tf.int64)).numpy()  # the report's binarisation
-    assert report["log_likelihood"] == pytest.approx(exact_mean_log_likelihood(rbm, binary), abs=0.02)
+    binary = rbm.binarize(images, tf.constant([3, 2], tf.int64)).numpy()  # as in the report
+    exact = exact_mean_log_likelihood(rbm, binary)
+    assert report["log_likelihood"] == pytest.approx(exact, abs=0.02)
     assert report["num_images"] == 200 and report["log_z_std"] < 0.02
 
 
@@ -101,7 +102,8 @@ def test_reconstruction_error_of_an_rbm_without_weights():
     rbm.kernel.assign(tf.zeros_like(rbm.kernel))  # then p(v | h) = sigmoid(b_v) for every h
     v = np.random.default_rng(0).integers(0, 2, (5, 12)).astype("float32")
     expected = np.mean((v - tf.sigmoid(rbm.visible_bias).numpy()) ** 2)
-    assert float(rbm.compute_metrics(tf.constant(v))["recon_error"]) == pytest.approx(expected, rel=1e-5)
+    recon_error = float(rbm.compute_metrics(tf.constant(v))["recon_error"])
+    assert recon_error == pytest.approx(expected, rel=1e-5)
 
 
 def test_loss_gradient_is_the_contrastive_divergence_gradient():
@@ -140,8 +142,10 @@ def test_training_raises_the_exact_log_likelihood(persistent):
     # (log 4 prototypes + 12 bits flipped with probability 0.05).
     assert before == pytest.approx(-12 * np.log(2), abs=0.1)
     assert after > -5.5
-    assert history.history["pseudo_log_likelihood"][-1] > history.history["pseudo_log_likelihood"][0]
-    assert history.history["recon_error"][-1] < history.history["recon_error"][0]
+    pseudo_log_likelihood, recon_error = (history.history[name]
+                                          for name in ("pseudo_log_likelihood", "recon_error"))
+    assert pseudo_log_likelihood[-1] > pseudo_log_likelihood[0]
+    assert recon_error[-1] < recon_error[0]
 
 
 def test_persistent_chains_survive_save_load_and_backup_and_restore(tmp_path):
