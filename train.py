@@ -20,7 +20,7 @@ def main(argv=None):
         return 2
     try:
         result = experiment.run(config)
-    except (DataError, experiment.RunError) as err:
+    except (DataError, experiment.RunError, OSError) as err:  # OSError: a full disk, say
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result["diverged"]:

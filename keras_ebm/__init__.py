@@ -10,8 +10,9 @@ from keras_ebm.model import EBM, JEM, class_energy, marginal_energy
 from keras_ebm.networks import get_network
 from keras_ebm.rbm import RBM
 from keras_ebm.sampler import LangevinSampler
+from keras_ebm.state import ScaledSchedule
 
 __version__ = "0.1.0"
 
-__all__ = ["EBM", "JEM", "RBM", "Config", "LangevinSampler", "ReplayBuffer", "class_energy",
-           "get_network", "marginal_energy"]
+__all__ = ["EBM", "JEM", "RBM", "Config", "LangevinSampler", "ReplayBuffer", "ScaledSchedule",
+           "class_energy", "get_network", "marginal_energy"]

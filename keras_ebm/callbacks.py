@@ -1,5 +1,7 @@
-"""Callbacks, one job each: sample grids, chain snapshots, divergence guard, checkpoints."""
+"""Callbacks, one job each: sample grids, chain snapshots, divergence guard, checkpoints,
+backups for resuming."""
 
+import json
 import logging
 import math
 import os
@@ -8,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_ebm import plotting
+from keras_ebm import plotting, state
 
 log = logging.getLogger("keras_ebm")
 
@@ -109,43 +111,121 @@ class ChainSnapshots(keras.callbacks.Callback):
 
 
 class DivergenceGuard(keras.callbacks.Callback):
-    """Stop training when the loss or energies become NaN/inf or exceed ``max_abs_energy``.
+    """Detect a diverging run and roll it back, a bounded number of times.
 
-    After a stop, ``diverged`` holds the reason (``None`` otherwise).
+    After each batch the running epoch means in ``logs`` are checked: a NaN/inf,
+    ``|loss|``, ``|energy_real|`` or ``|energy_sample|`` above ``max_abs_energy``,
+    or a real/sample energy gap ``|cdiv|`` above ``max_energy_gap`` (the
+    sampler's negatives have left the data: far lower energy than the data means
+    the energy collapsed onto spurious modes, far higher that the chains no longer
+    reach it). On a divergence the guard restores the last good state (weights,
+    optimizer, replay buffer, seed generators: see :mod:`keras_ebm.state`; taken
+    at the start and after every healthy epoch), reseeds the model's and buffer's
+    seed generators, multiplies the learning-rate scale by ``lr_factor`` (when the
+    optimizer uses a :class:`~keras_ebm.state.ScaledSchedule`) and carries on with
+    the next batches. Each event is logged and appended to ``events_path`` (JSON).
+    After ``max_recoveries`` rollbacks the next divergence stops training and
+    ``diverged`` holds the reason (``None`` otherwise).
     """
 
     watched = ("loss", "energy_real", "energy_sample")
 
-    def __init__(self, max_abs_energy=1e4):
+    def __init__(self, max_abs_energy=1e4, max_energy_gap=float("inf"), max_recoveries=0,
+                 lr_factor=1.0, events_path=None):
         super().__init__()
+        if max_recoveries < 0 or not 0 < lr_factor <= 1:
+            raise ValueError(f"max_recoveries must be >= 0 and lr_factor in (0, 1], got "
+                             f"{max_recoveries} and {lr_factor}.")
         self.max_abs_energy = max_abs_energy
+        self.max_energy_gap = max_energy_gap
+        self.max_recoveries = max_recoveries
+        self.lr_factor = lr_factor
+        self.events_path = events_path
+        self.events = []  # a resumed run counts the rollbacks before it too
+        if events_path and os.path.isfile(events_path):
+            with open(events_path) as f:
+                self.events = json.load(f)
         self.diverged = None
         self.epoch = 0
+        self.good = None  # (description, state arrays) to roll back to
+
+    def on_train_begin(self, logs=None):
+        self.good = ("state at the start of training", state.capture(self.model))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        for name in self.watched:
+    def on_epoch_end(self, epoch, logs=None):
+        # Training metrics come before each step's update; validation ones after the last.
+        if self.problem(logs, validation=True) is None:
+            self.good = (f"state after epoch {epoch + 1}", state.capture(self.model))
+
+    def problem(self, logs, validation=False):
+        """Why ``logs`` show a divergence, or ``None``."""
+        limits = {name: self.max_abs_energy for name in self.watched}
+        limits["cdiv"] = self.max_energy_gap
+        if validation:
+            limits.update({f"val_{name}": self.max_abs_energy for name in self.watched})
+        for name, limit in limits.items():
             if logs and name in logs:
                 value = float(logs[name])
-                if not math.isfinite(value) or abs(value) > self.max_abs_energy:
-                    self.diverged = (
-                        f"training diverged at epoch {self.epoch + 1}, batch {batch + 1}: "
-                        f"{name} = {value} (limit |{name}| <= {self.max_abs_energy:g}). "
-                        "Lower --lr or --langevin_alpha, or raise --reg_weight; "
-                        "the last checkpoint before the divergence is kept."
-                    )
-                    log.error(self.diverged)
-                    self.model.stop_training = True
-                    return
+                if not math.isfinite(value) or abs(value) > limit:
+                    return f"{name} = {value} (limit |{name}| <= {limit:g})"
+        return None
+
+    def on_train_batch_end(self, batch, logs=None):
+        problem = self.problem(logs)
+        if problem is None:
+            return
+        where = f"epoch {self.epoch + 1}, batch {batch + 1}"
+        if len(self.events) >= self.max_recoveries:
+            self.diverged = (
+                f"training diverged at {where}: {problem}"
+                + (f", after {len(self.events)} rollback(s)" if self.events else "") + ". "
+                "Lower --lr or --langevin_alpha, or raise --reg_weight; "
+                "the last checkpoint before the divergence is kept."
+            )
+            log.error(self.diverged)
+            self.model.stop_training = True
+            return
+        self.roll_back(where, problem)
+
+    def roll_back(self, where, problem):
+        restored, arrays = self.good
+        state.restore(self.model, arrays)
+        number = len(self.events) + 1
+        for owner in (self.model, getattr(self.model, "buffer", None)):
+            generator = getattr(owner, "seed_generator", None)
+            if generator is not None:  # a new stream: shift the seed, keep the counter
+                generator.state.assign(generator.state + np.array([1_000_003 * number, 0]))
+        scale = state.lr_scale(self.model)
+        if scale is not None:
+            scale.assign(scale * self.lr_factor)
+        self.model.reset_metrics()  # the epoch means restart after the rollback
+        event = {"at": where, "problem": problem, "restored": restored,
+                 "lr_scale": None if scale is None else float(keras.ops.convert_to_numpy(scale))}
+        self.events.append(event)
+        log.warning("Divergence at %s: %s. Rollback %d of at most %d: restored the %s, "
+                    "reseeded the sampler, learning-rate scale now %s.", where, problem, number,
+                    self.max_recoveries, event["restored"], event["lr_scale"])
+        if self.events_path:
+            write_json_atomic(self.events_path, self.events)
+
+
+def write_json_atomic(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
 
 
 class Checkpoint(keras.callbacks.Callback):
     """Save ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves.
 
-    Files are written to a temporary name and renamed, so an interrupted save
-    never leaves a truncated checkpoint behind.
+    Files are written to a temporary name and renamed, so an interrupted or
+    failed save (a full disk) never leaves a truncated checkpoint behind and
+    keeps the previous one. The best value is kept in ``best.json``, so a
+    resumed run only replaces ``best.keras`` with a better model.
     """
 
     def __init__(self, directory, monitor="val_loss", mode="min"):
@@ -156,6 +236,10 @@ class Checkpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.mode = mode
         self.best = None
+        best_file = os.path.join(directory, "best.json")
+        if os.path.isfile(best_file):
+            with open(best_file) as f:
+                self.best = json.load(f).get(monitor)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -165,8 +249,10 @@ class Checkpoint(keras.callbacks.Callback):
         self.save("last.keras")
         value = logs.get(self.monitor)
         if value is not None and self.improved(float(value)):
-            self.best = float(value)
             self.save("best.keras")
+            self.best = float(value)
+            write_json_atomic(os.path.join(self.directory, "best.json"),
+                              {self.monitor: self.best, "epoch": epoch + 1})
             log.info("New best %s = %.5f; saved best.keras", self.monitor, self.best)
 
     def improved(self, value):
@@ -178,8 +264,69 @@ class Checkpoint(keras.callbacks.Callback):
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, name)
         tmp = path + ".tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, path)
+        try:
+            self.model.save(tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise OSError(err.errno, f"Cannot write checkpoint {path} ({err.strerror or err}); "
+                          "the previous checkpoints are kept. Free space or fix permissions, "
+                          "then rerun with --resume.") from None
+
+
+class Backup(keras.callbacks.Callback):
+    """Back up the whole training state for ``--resume``: every ``every`` batches
+    (0: never mid-epoch) and after every epoch, atomically, to one ``.npz``.
+
+    The file holds the weights, optimizer, replay buffer and seed generators
+    (:mod:`keras_ebm.state`) and the position: the epoch ``fit`` continues in and
+    ``step``, the number of batches of the training stream consumed. States with
+    non-finite metrics are not backed up.
+    """
+
+    def __init__(self, path, every=0, step=0):
+        super().__init__()
+        self.path = path
+        self.every = every
+        self.step = step
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.every and self.step % self.every == 0:
+            self.save(self.epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch + 1, logs)
+
+    def save(self, epoch, logs):
+        if any(not math.isfinite(float(v)) for v in (logs or {}).values()):
+            return
+        try:
+            state.save(self.model, self.path, epoch=epoch, step=self.step)
+        except OSError as err:
+            raise OSError(err.errno, f"Cannot write the backup {self.path} "
+                          f"({err.strerror or err}); the previous backup is kept. Free space "
+                          "or fix permissions, then rerun with --resume.") from None
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stop after ``total`` batches of the training stream (``start`` already done):
+    a run resumed from a mid-epoch backup ends where an uninterrupted one does."""
+
+    def __init__(self, total, start=0):
+        super().__init__()
+        self.total = total
+        self.step = start
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step >= self.total:
+            self.model.stop_training = True
 
 
 class EpochLogger(keras.callbacks.Callback):

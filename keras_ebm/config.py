@@ -59,7 +59,13 @@ class Config:
     sample_every: int = 1  # write sample grids every N epochs (0 = only at the end)
     sample_steps: int = 200  # Langevin steps from noise for sample grids
     final_sample_steps: int = 500  # Langevin steps from noise for the final grids
-    max_abs_energy: float = 1e4  # divergence guard threshold
+    max_abs_energy: float = 1e4  # divergence: |loss| or |mean energy| above this
+    max_energy_gap: float = 100.0  # divergence: |mean E(real) - mean E(sample)| above this
+    max_recoveries: int = 2  # rollbacks to the last good state after a divergence, then stop
+    recovery_lr_factor: float = 0.5  # multiply the learning rate by this at each rollback
+    resume: bool = False  # continue the unfinished run in --out from its last backup
+    backup_every: int = 100  # back up the training state every N batches too (0: epoch ends only)
+    deterministic: bool = False  # op determinism + fixed seeds: identical reruns (slower)
     tensorboard: bool = False  # also write TensorBoard logs to <run dir>/tensorboard
     export: bool = False  # also export a SavedModel with named endpoints to <run dir>/export
     evaluate: bool = True  # run keras_ebm.evaluate at the end (<run dir>/evaluation)
@@ -100,6 +106,15 @@ class Config:
             errors.append(f"--reinit_prob must be in [0, 1], got {self.reinit_prob}")
         if not 0 <= self.beta_1 < 1:
             errors.append(f"--beta_1 must be in [0, 1), got {self.beta_1}")
+        if self.max_recoveries < 0 or self.backup_every < 0:
+            errors.append(f"--max_recoveries and --backup_every must be >= 0, got "
+                          f"{self.max_recoveries} and {self.backup_every}")
+        if not 0 < self.recovery_lr_factor <= 1:
+            errors.append(f"--recovery_lr_factor must be in (0, 1], got {self.recovery_lr_factor}")
+        if not self.max_energy_gap > 0:
+            errors.append(f"--max_energy_gap must be > 0, got {self.max_energy_gap}")
+        if self.resume and not self.out:
+            errors.append("--resume needs --out DIR, the run directory to continue")
         if self.subset is not None and self.subset <= 0:
             errors.append(f"--subset must be > 0, got {self.subset}")
         if self.strategy not in STRATEGIES:

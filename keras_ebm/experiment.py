@@ -11,6 +11,8 @@ A run directory holds::
     tensorboard/         with --tensorboard: scalars and sample grids
     evaluation/          evaluation.json and figures (see keras_ebm.evaluate)
     export/              with --export: a SavedModel (see keras_ebm.export)
+    recoveries.json      rollbacks after divergences, if any
+    backup.npz           the training state for --resume (removed when the run finishes)
 """
 
 import dataclasses
@@ -22,14 +24,16 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_ebm import (callbacks, data, distribute, evaluate as evaluation, export, metrics,
-                       networks, toy)
+                       networks, state, toy)
 from keras_ebm.model import EBM, JEM
 from keras_ebm.rbm import RBM, evaluate_log_likelihood
 from keras_ebm.sampler import LangevinSampler
 
 log = logging.getLogger("keras_ebm")
+BACKUP = "backup.npz"  # the training state for --resume, removed when the run finishes
 
 
 class RunError(RuntimeError):
@@ -69,9 +73,9 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
 
 
 def compile_model(model, config, steps_per_epoch):
-    schedule = keras.optimizers.schedules.CosineDecay(
+    schedule = state.ScaledSchedule(keras.optimizers.schedules.CosineDecay(
         config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
-    )
+    ))  # the divergence guard lowers its scale after a rollback
     optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999)
     if config.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -98,6 +102,38 @@ def create_run_dir(path):
         os.remove(probe)
     except OSError as err:
         raise RunError(f"Cannot write to run directory {path}: {err}. Choose another --out.") from None
+
+
+def reopen_run_dir(path, config):
+    """For ``--resume``: True when ``path`` holds an unfinished run with the same settings,
+    False when it holds no run (a new one starts there); otherwise a ``RunError``."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return False
+    with open(os.path.join(path, "config.json")) as f:
+        saved = json.load(f)
+    current = dataclasses.asdict(config)
+    changed = [f"--{k} {saved.get(k)} (now {current.get(k)})" for k in sorted(current)
+               if k not in ("resume", "verbose") and saved.get(k) != current.get(k)]
+    if changed:
+        raise RunError(f"Cannot resume {path}: it was started with {', '.join(changed)}. "
+                       "Rerun with its flags (see its config.json), or choose another --out.")
+    finished = os.path.isfile(os.path.join(path, "test_metrics.json"))
+    if finished and not os.path.isfile(os.path.join(path, BACKUP)):
+        raise RunError(f"{path} holds a finished run; its results are kept. "
+                       "Choose another --out.")
+    return True
+
+
+def keep_epochs_before(csv_path, epoch):
+    """Drop rows of ``metrics.csv`` from ``epoch`` on: a resumed run writes them again."""
+    if not os.path.isfile(csv_path):
+        return
+    with open(csv_path) as f:
+        lines = f.readlines()
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epoch]
+    with open(csv_path + ".tmp", "w") as f:
+        f.writelines(kept)
+    os.replace(csv_path + ".tmp", csv_path)
 
 
 def setup_logging(log_file):
@@ -171,6 +207,9 @@ def run(config):
     """
     config.validate()
     strategy = distribute.get_strategy(config.strategy)  # first: before TF starts its runtime
+    if config.deterministic:
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
     if config.batch_size % strategy.num_replicas_in_sync:
         raise RunError(f"--batch_size {config.batch_size} is the global batch; make it a multiple "
                        f"of the {strategy.num_replicas_in_sync} replicas.")
@@ -179,11 +218,13 @@ def run(config):
     prepared = prepare_data(config, splits)
     train_ds, val_ds, test_ds = prepared.train, prepared.val, prepared.test
     run_dir = config.out or default_run_dir(config)
-    create_run_dir(run_dir)
+    resuming = config.resume and reopen_run_dir(run_dir, config)
+    if not resuming:
+        create_run_dir(run_dir)
     config.out = run_dir
     setup_logging(config.log_file or os.path.join(run_dir, "train.log"))
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        f.write(config.to_json())
+    if not resuming:
+        write_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
     log.info("Run directory: %s", run_dir)
     log.info("Data: %d train, %d validation, %d test images of shape %s",
              len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
@@ -202,17 +243,34 @@ def run(config):
         log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
                  config.network, model.network.count_params())
 
+    backup_path = os.path.join(run_dir, BACKUP)
+    position = {"epoch": 0, "step": 0}  # where training continues: fit's epoch, batches done
+    if resuming and os.path.isfile(backup_path):
+        try:
+            with strategy.scope():
+                position = state.load(model, backup_path)
+        except state.StateError as err:
+            raise RunError(str(err)) from None
+        log.info("Resuming from %s: epoch %d, %d batches done", backup_path,
+                 position["epoch"] + 1, position["step"])
+    keep_epochs_before(os.path.join(run_dir, "metrics.csv"), position["epoch"])
+
     samples_dir = os.path.join(run_dir, "samples")
     real_images = next(iter(test_ds))[0][:10].numpy()
-    guard = callbacks.DivergenceGuard(config.max_abs_energy)
+    guard = callbacks.DivergenceGuard(
+        config.max_abs_energy, config.max_energy_gap, config.max_recoveries,
+        config.recovery_lr_factor, events_path=os.path.join(run_dir, "recoveries.json"))
+    total_steps = config.epochs * prepared.steps_per_epoch
     monitor = {"jem": ("accuracy", "max"), "ebm": ("cdiv", "min"),
                "rbm": ("pseudo_log_likelihood", "max")}[config.model]
     if val_ds is not None:
         monitor = ("val_" + monitor[0], monitor[1])
     callback_list = [
         guard,
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv")),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=resuming),
         callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor),
+        callbacks.Backup(backup_path, every=config.backup_every, step=position["step"]),
+        callbacks.StopAtStep(total_steps, start=position["step"]),
         callbacks.EpochLogger(),
         callbacks.SampleGrid(samples_dir, real_images, every=config.sample_every,
                              steps=config.sample_steps, final_steps=config.final_sample_steps,
@@ -231,13 +289,17 @@ def run(config):
                                                     seed=config.seed))
 
     start = time.time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        callbacks=callback_list, verbose=config.verbose, shuffle=False)
+    stream = state.training_stream(train_ds, prepared.steps_per_epoch, config.epochs,
+                                   start_step=position["step"])
+    history = model.fit(stream, validation_data=val_ds, epochs=config.epochs,
+                        steps_per_epoch=prepared.steps_per_epoch,
+                        initial_epoch=position["epoch"], callbacks=callback_list,
+                        verbose=config.verbose, shuffle=False)
     train_seconds = time.time() - start
 
     results = evaluate(model, test_ds)
     results.update(train_seconds=train_seconds, epochs_run=len(history.epoch),
-                   diverged=guard.diverged)
+                   diverged=guard.diverged, recoveries=len(guard.events))
     write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
     if isinstance(model, RBM) and config.evaluate and not guard.diverged:
@@ -267,5 +329,7 @@ def run(config):
     if config.export and not guard.diverged:
         export_dir = export.export_model(model, os.path.join(run_dir, "export"), pad=config.pad)
         log.info("Exported SavedModel to %s", export_dir)
+    if not guard.diverged and os.path.exists(backup_path):
+        os.remove(backup_path)  # finished: nothing left to resume
     return {"run_dir": run_dir, "test_metrics": results, "diverged": guard.diverged,
             "model": model}

@@ -36,7 +36,14 @@ def _endpoints(model, pad):
     height, width, channels = model.sample_shape
     image_shape = (height - 2 * pad, width - 2 * pad, channels)
 
+    def checked(value, condition, message):
+        """``value``, computed only after ``condition`` held (else an error with ``message``)."""
+        with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(condition), [message])]):
+            return tf.identity(value)
+
     def to_model(images):
+        images = checked(images, (images >= 0) & (images <= 1),
+                         "images must hold pixel values in [0, 1]; divide uint8 pixels by 255")
         x = low + (high - low) * tf.cast(images, tf.float32)
         if pad:
             x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=low)
@@ -48,6 +55,7 @@ def _endpoints(model, pad):
         return tf.clip_by_value((x - low) / (high - low), 0.0, 1.0)
 
     def start(num_samples, seed):
+        num_samples = checked(num_samples, num_samples >= 0, "num_samples must be >= 0")
         seeds = tf.random.experimental.stateless_split(
             tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)]), 2)
         shape = tf.concat([[num_samples], model.sample_shape], axis=0)
@@ -61,6 +69,7 @@ def _endpoints(model, pad):
 
     def sample(num_samples, steps, seed):
         x, chain_seed = start(num_samples, seed)
+        steps = checked(steps, steps >= 0, "steps must be >= 0")
         return to_images(model.sampler(model.energy, x, chain_seed, steps=steps))
 
     endpoints = {
@@ -72,7 +81,10 @@ def _endpoints(model, pad):
             return model(to_model(images), training=False)
 
         def sample_class(labels, steps, seed):
+            labels = checked(labels, (labels >= 0) & (labels < model.num_outputs),
+                             f"labels must be in [0, {model.num_outputs}) (the classes)")
             x, chain_seed = start(tf.shape(labels)[0], seed)
+            steps = checked(steps, steps >= 0, "steps must be >= 0")
             x = model.sampler(model.conditional_energy, x, chain_seed, steps=steps,
                               condition=labels)
             return to_images(x)

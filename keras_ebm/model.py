@@ -89,6 +89,8 @@ class EBM(keras.Model):
             name="replay_buffer",
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Evaluation noise has its own stream, so validating never shifts training's.
+        self.eval_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self.built = True
 
@@ -102,7 +104,24 @@ class EBM(keras.Model):
     # --- energies -----------------------------------------------------------
     def energy(self, x, training=False):
         """Per-example energy ``E(x)``, shape ``[batch]``."""
-        return marginal_energy(self.network(x, training=training))
+        return marginal_energy(self.network(self.check_images(x), training=training))
+
+    def check_images(self, x):
+        """``x`` as a tensor; a clear error for integer pixels or a wrong image shape."""
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            raise ValueError(
+                f"Images must be floats in the model's range {list(self.value_range)}, got "
+                f"{x.dtype.name}; scale uint8 pixels with keras_ebm.data.preprocess(images)."
+            )
+        shape = x.shape[1:]
+        if len(shape) != len(self.sample_shape) or any(
+                d is not None and d != s for d, s in zip(shape, self.sample_shape)):
+            raise ValueError(
+                f"Images must have shape [N, {', '.join(map(str, self.sample_shape))}], got "
+                f"{x.shape.as_list()}; pad or crop them as in training (--pad)."
+            )
+        return x
 
     def conditional_energy(self, x, labels):
         """Per-example class-conditional energy ``E(x, y) = -f(x)[y]``."""
@@ -111,11 +130,11 @@ class EBM(keras.Model):
                 "Class-conditional energies need a network with one output per class; "
                 f"this network has {self.num_outputs} output."
             )
-        return class_energy(self.network(x, training=False), labels)
+        return class_energy(self.network(self.check_images(x), training=False), labels)
 
     # --- sampling -----------------------------------------------------------
-    def _next_seed(self):
-        seed = tf.cast(self.seed_generator.next(), tf.int64)[:2]
+    def _next_seed(self, generator=None):
+        seed = tf.cast((generator or self.seed_generator).next(), tf.int64)[:2]
         replica, num_replicas = distribute.current_replica()
         if num_replicas == 1:
             return seed
@@ -153,10 +172,19 @@ class EBM(keras.Model):
             seed: integer seed; the same seed gives the same samples.
             snapshot_every: if > 0 also return chain snapshots (see the sampler).
         """
+        if int(num_samples) < 1 or (steps is not None and int(steps) < 0):
+            raise ValueError(f"num_samples must be >= 1 and steps >= 0, got {num_samples} "
+                             f"and {steps}.")
         seeds = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
         x = self.uniform_noise(int(num_samples), seeds[0])
         if labels is not None:
             labels = tf.convert_to_tensor(labels, tf.int32)
+            if labels.shape != (int(num_samples),) or not (
+                    0 <= tf.reduce_min(labels) and tf.reduce_max(labels) < self.num_outputs):
+                raise ValueError(
+                    f"labels must be {num_samples} class indices in [0, {self.num_outputs}), "
+                    f"got {labels.numpy().tolist()}."
+                )
         return self._run_sampler(x, labels, seeds[1], steps=steps, snapshot_every=snapshot_every)
 
     # --- objective ----------------------------------------------------------
@@ -186,7 +214,7 @@ class EBM(keras.Model):
         batch_size = tf.shape(x)[0]
         if self.draws_negatives(training):
             return self.sample_negatives(batch_size, self.negative_labels(y))
-        return self.uniform_noise(batch_size, self._next_seed())
+        return self.uniform_noise(batch_size, self._next_seed(self.eval_seed_generator))
 
     def compute_metrics(self, x, y, negatives, training=False):
         """The objective and its parts for real images ``x`` against ``negatives``."""

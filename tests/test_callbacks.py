@@ -82,7 +82,9 @@ def test_checkpoint_keeps_best_and_last(model, tmp_path):
     checkpoint.on_epoch_end(1, {"val_loss": 3.0})
     assert checkpoint.best == 2.0
     assert os.path.getmtime(tmp_path / "best.keras") == best_time
-    assert sorted(os.listdir(tmp_path)) == ["best.keras", "last.keras"]
+    assert sorted(os.listdir(tmp_path)) == ["best.json", "best.keras", "last.keras"]
+    # A resumed run keeps the best value: only a better model replaces best.keras.
+    assert callbacks.Checkpoint(str(tmp_path), monitor="val_loss", mode="min").best == 2.0
     restored = keras.saving.load_model(tmp_path / "last.keras")
     x = tf.zeros([2, 28, 28, 1])
     np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())

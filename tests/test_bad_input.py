@@ -1,0 +1,168 @@
+"""Bad input gives a clear error and loses nothing (the README's "Bad input" table).
+
+Missing or corrupt data files and bad ``train.py`` flags in a real process are in
+test_train.py and test_data.py; a truncated backup is in test_resume.py.
+"""
+
+import errno
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ebm import callbacks, config as config_lib, evaluate, experiment, export, networks, state
+from keras_ebm.model import JEM
+from keras_ebm.sampler import LangevinSampler
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    jem = JEM(networks.get_network("mlp", num_outputs=10, hidden_units=(8,)), buffer_size=20,
+              sampler=LangevinSampler(steps=1), seed=0)
+    jem.compile(keras.optimizers.Adam(1e-3))
+    return jem
+
+
+# --- the Python API ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.energy(np.zeros((2, 32, 32, 1), np.float32)),
+     r"Images must have shape \[N, 28, 28, 1\], got \[2, 32, 32, 1\]"),
+    (lambda m: m.energy(np.zeros((2, 28, 28), np.float32)), r"got \[2, 28, 28\]"),
+    (lambda m: m.energy(np.zeros((2, 28, 28, 1), np.uint8)),
+     r"Images must be floats .* got uint8; scale uint8 pixels with keras_ebm.data.preprocess"),
+    (lambda m: m.conditional_energy(np.zeros((2, 28, 28, 1), np.int32), [0, 1]), "got int32"),
+    (lambda m: m.generate(0), "num_samples must be >= 1"),
+    (lambda m: m.generate(2, steps=-1), "steps >= 0, got 2 and -1"),
+    (lambda m: m.generate(3, steps=1, labels=[1, 2]), r"labels must be 3 class indices"),
+    (lambda m: m.generate(2, steps=1, labels=[1, 10]), r"in \[0, 10\), got \[1, 10\]"),
+])
+def test_python_api_rejects_bad_images_and_arguments(model, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(model)
+
+
+def test_float64_images_are_accepted_as_floats(model):
+    x = np.zeros((2, 28, 28, 1))
+    np.testing.assert_allclose(model.energy(x), model.energy(x.astype(np.float32)), rtol=1e-6)
+
+
+# --- the exported SavedModel --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("export") / "model"
+    export.export_model(model, str(directory))
+    return tf.saved_model.load(str(directory))
+
+
+SCALAR = tf.constant(2)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda e: e.energy(np.zeros((2, 32, 32, 1), np.float32)), TypeError,
+     r"shape=\(None, 28, 28, 1\)"),
+    (lambda e: e.classify(np.full((2, 28, 28, 1), 255, np.uint8)), tf.errors.InvalidArgumentError,
+     r"images must hold pixel values in \[0, 1\]; divide uint8 pixels by 255"),
+    (lambda e: e.energy(np.full((2, 28, 28, 1), -0.5, np.float32)),
+     tf.errors.InvalidArgumentError, r"pixel values in \[0, 1\]"),
+    (lambda e: e.sample(num_samples=tf.constant(2.0), steps=SCALAR, seed=SCALAR), TypeError,
+     "dtype=tf.int32, name='num_samples'"),
+    (lambda e: e.sample(num_samples=tf.constant(-1), steps=SCALAR, seed=SCALAR),
+     tf.errors.InvalidArgumentError, "num_samples must be >= 0"),
+    (lambda e: e.sample(num_samples=SCALAR, steps=tf.constant(-5), seed=SCALAR),
+     tf.errors.InvalidArgumentError, "steps must be >= 0"),
+    (lambda e: e.sample_class(labels=tf.constant([3, 10]), steps=SCALAR, seed=SCALAR),
+     tf.errors.InvalidArgumentError, r"labels must be in \[0, 10\) \(the classes\)"),
+])
+def test_exported_endpoints_reject_bad_inputs(exported, call, error, message):
+    with pytest.raises(error, match=message):
+        call(exported)
+
+
+# --- flags, run directories, full disks, truncated checkpoints --------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--resume"], "--resume needs --out DIR"),
+    (["--recovery_lr_factor", "0"], r"--recovery_lr_factor must be in \(0, 1\]"),
+    (["--max_recoveries", "-1"], "--max_recoveries and --backup_every must be >= 0"),
+    (["--backup_every", "-5"], "--max_recoveries and --backup_every must be >= 0"),
+    (["--max_energy_gap", "0"], "--max_energy_gap must be > 0"),
+])
+def test_bad_resume_and_recovery_flags(flags, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.from_args(flags)
+
+
+def test_resume_refuses_other_settings_and_finished_runs(tmp_path):
+    config = config_lib.Config(out=str(tmp_path), resume=True, lr=1e-3)
+    assert experiment.reopen_run_dir(str(tmp_path), config) is False  # nothing there: start
+    (tmp_path / "config.json").write_text(json.dumps(dict(vars(config), lr=1e-4)))
+    with pytest.raises(experiment.RunError, match=r"started with --lr 0.0001 \(now 0.001\)"):
+        experiment.reopen_run_dir(str(tmp_path), config)
+    (tmp_path / "config.json").write_text(json.dumps(dict(vars(config), verbose=2)))
+    assert experiment.reopen_run_dir(str(tmp_path), config) is True  # unfinished: continue
+    (tmp_path / "test_metrics.json").write_text("{}")
+    with pytest.raises(experiment.RunError, match="holds a finished run; its results are kept"):
+        experiment.reopen_run_dir(str(tmp_path), config)
+
+
+def test_an_unwritable_output_directory_fails_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a directory")
+    out = tmp_path / "a_file" / "run"
+    assert train.main(["--out", str(out), "--subset", "64", "--validation_size", "10",
+                       "--batch_size", "16"]) == 2
+    assert "Cannot write to run directory" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "not a directory"
+
+
+def disk_full(*args, **kwargs):
+    path = args[1] if len(args) > 1 else args[0]
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "wb") as f:
+            f.write(b"half a file")  # what a full disk leaves behind
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_backup(model, tmp_path, monkeypatch):
+    checkpoint = callbacks.Checkpoint(str(tmp_path), monitor="loss")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    backup = callbacks.Backup(str(tmp_path / "backup.npz"))
+    backup.set_model(model)
+    backup.on_epoch_end(0, {"loss": 1.0})
+    before = {name: (tmp_path / name).read_bytes()
+              for name in ("last.keras", "best.keras", "backup.npz")}
+
+    monkeypatch.setattr(type(model), "save", lambda self, path, **kw: disk_full(self, path))
+    with pytest.raises(OSError, match="Cannot write checkpoint .*last.keras .*No space left on "
+                                      "device.*previous checkpoints are kept.*--resume"):
+        checkpoint.on_epoch_end(1, {"loss": 0.5})
+    monkeypatch.setattr(np, "savez", lambda f, **arrays: disk_full(f))
+    with pytest.raises(OSError, match="Cannot write the backup .*previous backup is kept"):
+        backup.on_epoch_end(1, {"loss": 0.5})
+
+    assert sorted(os.listdir(tmp_path)) == ["backup.npz", "best.json", "best.keras", "last.keras"]
+    for name, content in before.items():
+        assert (tmp_path / name).read_bytes() == content, name
+    monkeypatch.undo()
+    assert state.load(model, str(tmp_path / "backup.npz"))["epoch"] == 1
+
+
+def test_truncated_checkpoints_are_refused_by_evaluate_and_export(model, tmp_path, capsys):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    path.write_bytes(path.read_bytes()[:300])
+    assert evaluate.main([str(path), "--out", str(tmp_path / "evaluation")]) == 2
+    assert export.main([str(path), str(tmp_path / "export")]) == 2
+    assert capsys.readouterr().err.count(f"error: Cannot load {path}") == 2
+    assert not os.path.exists(tmp_path / "evaluation") and not os.path.exists(tmp_path / "export")
