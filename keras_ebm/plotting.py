@@ -135,7 +135,10 @@ def save_landscape(centres, densities, energy, box, path, title=None):
     if one_d:
         axes[0].legend(fontsize=8)
         axes[0].set_ylabel("density")
-    _density_panel(axes[-1], centres, energy, box, "energy E(x)")
+    # Energies far from the data dwarf the landscape near it: clip the colour/axis range.
+    top = np.percentile(energy, 90)
+    _density_panel(axes[-1], centres, np.minimum(energy, top), box,
+                   "energy E(x), clipped at its 90th percentile")
     if one_d:
         axes[-1].set_ylabel("energy E(x)")
     _finish(fig, title, path)

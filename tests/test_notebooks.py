@@ -64,3 +64,16 @@ def test_savedmodel_notebook(tmp_path):
     assert "accuracy on 50 test digits" in text
     assert text.count("AUROC") == 3
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_toy_densities_notebook(tmp_path):
+    outputs = run_notebook(
+        "toy_densities.ipynb",
+        f"TRAIN_STEPS = 60\nTRAIN_STEPS_2D = 30\nDENSITIES_2D = ['two_moons']\n"
+        f"NUM_PARTICLES = 200\nOUT_DIR = {str(tmp_path)!r}\nSEED = 0\n",
+    )
+    text = text_of(outputs)
+    assert "TV(p_theta, p): untrained" in text and "decaying step 1 / (k + 1): TV" in text
+    assert "two_moons: TV(p_theta, p)" in text and "HMC on two_moons: acceptance" in text
+    assert os.path.isfile(tmp_path / "final_landscape.png")
+    assert any("image/png" in o.get("data", {}) for o in outputs)
