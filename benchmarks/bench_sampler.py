@@ -1,89 +1,263 @@
-"""Langevin sampler throughput: keras_ebm vs the Generative Deep Learning notebook's eager loop.
+"""Langevin sampler throughput: keras_ebm vs the book's eager loop vs PyTorch, with a roofline.
 
-    python benchmarks/bench_sampler.py [--batch_size 128] [--steps 60] [--repeats 5]
+    python benchmarks/bench_sampler.py [--networks cnn cnn_wide] [--batch_sizes 32 128 512]
+                                       [--steps 20 60] [--repeats 3] [--threads N] [--no_record]
 
-Both run the same book/UvA CNN (16/32/64/64 strided swish convolutions, the
-same weights) on 32x32 inputs as in the book, with the book's update (add
-noise, clamp, gradient, clip the gradient to +-0.03, step of 10, clamp), from
-the same starting images. Prints image-steps per second for each and their
-ratio, and appends a section to benchmarks/RESULTS.md.
+For each network, batch size and chain length, in one run and interleaved
+(keras_ebm, eager, torch, torch channels-last, keras_ebm, ...), it times one
+Langevin chain of:
+
+* keras_ebm's ``LangevinSampler`` (one ``tf.function``, a ``tf.while_loop``);
+* the Generative Deep Learning book's loop (its Example 7-4), run eagerly as
+  in its notebook, on the same Keras network and starting images;
+* a plain PyTorch version of the same network and sampler
+  (``benchmarks/torch_reference.py``, channels-first as usually written, and
+  channels-last, PyTorch's faster CPU layout), in its own process; skipped
+  with a message when torch is not installed.
+
+Networks: ``cnn`` is the book's CNN on its 32x32 inputs with one score
+output; ``cnn_wide`` is the JEM default on 28x28 MNIST with 10 logits. The
+update is the book's (step 10, noise 0.005, gradient clip 0.03, clamp to
+[-1, 1]). Prints medians in image-steps/s, the FLOPs per image-step counted
+by the TensorFlow profiler, achieved FLOP/s against the machine's measured
+matmul and convolution peaks, draws ``benchmarks/figures/roofline.png`` and
+appends everything to ``benchmarks/RESULTS.md`` (``--no_record``: print only).
 """
 
 import argparse
+import importlib.util
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import keras
 import tensorflow as tf
 
-from keras_ebm import networks
-from keras_ebm.sampler import LangevinSampler
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import roofline  # noqa: E402
+from keras_ebm import networks  # noqa: E402
+from keras_ebm.sampler import LangevinSampler  # noqa: E402
+
 STEP_SIZE, NOISE, CLIP = 10.0, 0.005, 0.03
+# name -> (input shape, outputs): the book's CNN as in the book, the JEM default as in train.py.
+NETWORKS = {"cnn": ((32, 32, 1), 1), "cnn_wide": ((28, 28, 1), 10)}
+IMPLEMENTATIONS = ("keras_ebm", "eager", "torch", "torch_cl")
+LABELS = {"keras_ebm": "keras_ebm", "eager": "book eager loop", "torch": "PyTorch",
+          "torch_cl": "PyTorch channels-last"}
 
 
-def book_generate_samples(model, inp_imgs, steps, step_size, noise):
-    """The book's Example 7-4 loop, run eagerly as in its notebook."""
+def eager_langevin(energy_fn, x, steps, step_size=STEP_SIZE, noise=NOISE, clip=CLIP):
+    """The book's Example 7-4 loop (score = -energy), run eagerly as in its notebook."""
     for _ in range(steps):
-        inp_imgs += tf.random.normal(inp_imgs.shape, mean=0, stddev=noise)
-        inp_imgs = tf.clip_by_value(inp_imgs, -1.0, 1.0)
+        x += tf.random.normal(x.shape, mean=0, stddev=noise)
+        x = tf.clip_by_value(x, -1.0, 1.0)
         with tf.GradientTape() as tape:
-            tape.watch(inp_imgs)
-            out_score = model(inp_imgs)
-        grads = tape.gradient(out_score, inp_imgs)
-        grads = tf.clip_by_value(grads, -CLIP, CLIP)
-        inp_imgs += step_size * grads
-        inp_imgs = tf.clip_by_value(inp_imgs, -1.0, 1.0)
-    return inp_imgs
+            tape.watch(x)
+            score = -energy_fn(x)
+        grads = tape.gradient(score, x)
+        grads = tf.clip_by_value(grads, -clip, clip)
+        x += step_size * grads
+        x = tf.clip_by_value(x, -1.0, 1.0)
+    return x
 
 
-def timed(fn, repeats):
-    fn()  # warm-up (tracing)
-    times = []
+class TorchWorker:
+    """``benchmarks/torch_reference.py`` serving timing requests from its own process."""
+
+    def __init__(self, threads):
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "torch_reference.py"), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.info = json.loads(self.process.stdout.readline())
+
+    def seconds(self, **request):
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())["seconds"]
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def start_torch_worker(threads):
+    if importlib.util.find_spec("torch") is None:
+        print("torch is not installed: skipping the PyTorch columns "
+              "(pip install -r benchmarks/requirements.txt).")
+        return None
+    return TorchWorker(threads)
+
+
+def set_threads(threads):
+    """Give TensorFlow ``threads`` intra- and inter-op threads (before it executes anything)."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return threads or os.cpu_count()
+
+
+def thread_settings(torch_worker):
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    text = (f"TensorFlow intra-op threads {intra or 'default (' + str(os.cpu_count()) + ')'}, "
+            f"inter-op {inter or 'default'}")
+    if torch_worker:
+        text += f"; PyTorch {torch_worker.info['version']}, torch.set_num_threads({torch_worker.info['threads']})"
+    return text
+
+
+def machine():
+    return (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), CPU only, "
+            f"TensorFlow {tf.__version__}")
+
+
+def interleaved(jobs, repeats):
+    """Median seconds of each job, timed in turns after one warm-up each."""
+    for job in jobs.values():
+        job()
+    times = {name: [] for name in jobs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, job in jobs.items():
+            start = time.perf_counter()
+            seconds = job()
+            times[name].append(seconds if seconds is not None else time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def main(batch_size, steps, repeats):
+def sampler_jobs(name, batch_size, steps, torch_worker):
+    input_shape, num_outputs = NETWORKS[name]
     keras.utils.set_random_seed(0)
-    # The book's network outputs a score (-energy); keras_ebm reads it the same way.
-    network = networks.cnn(input_shape=(32, 32, 1), num_outputs=1)
-    x0 = tf.random.uniform([batch_size, 32, 32, 1], -1, 1)
+    network = networks.get_network(name, input_shape=input_shape, num_outputs=num_outputs)
+    energy = lambda x: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
+    x0 = tf.random.uniform((batch_size,) + input_shape, -1.0, 1.0)
     sampler = LangevinSampler(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
-    energy = lambda x: -network(x)[:, 0]  # noqa: E731
 
-    t_ours = timed(lambda: sampler(energy, x0, seed=[0, 1]).numpy(), repeats)
-    t_eager = timed(lambda: book_generate_samples(network, x0, steps, STEP_SIZE, NOISE).numpy(),
-                    max(1, repeats // 2))
-    image_steps = batch_size * steps
-    rows = [("keras_ebm LangevinSampler (tf.function + while_loop)", t_ours),
-            ("book notebook loop (eager Python)", t_eager)]
-    lines = [f"| {name} | {t:.3f} s | {image_steps / t:,.0f} |" for name, t in rows]
-    cpu = platform.processor() or platform.machine()
-    section = (
-        f"\n## Langevin sampler throughput ({time.strftime('%Y-%m-%d')})\n\n"
-        f"Command: `python benchmarks/bench_sampler.py --batch_size {batch_size} --steps {steps} "
-        f"--repeats {repeats}`\n\n"
-        f"Machine: {os.cpu_count()} cores ({cpu}), CPU only, TensorFlow {tf.__version__}. "
-        f"Book/UvA CNN on 32x32, batch {batch_size}, {steps} steps, median of {repeats} runs.\n\n"
-        "| sampler | time per chain | image-steps/s |\n|---|---|---|\n"
-        + "\n".join(lines)
-        + f"\n\nSpeed-up of keras_ebm over the eager loop, same run: **{t_eager / t_ours:.1f}x**.\n"
-    )
+    def ours():
+        sampler(energy, x0, seed=[0, 1]).numpy()
+
+    def eager():
+        eager_langevin(energy, x0, steps).numpy()
+
+    jobs = {"keras_ebm": ours, "eager": eager}
+    if torch_worker:
+        for impl, channels_last in (("torch", False), ("torch_cl", True)):
+            request = dict(task="sample", network=name, input_shape=input_shape,
+                           num_outputs=num_outputs, batch_size=batch_size, steps=steps,
+                           channels_last=channels_last)
+            jobs[impl] = lambda request=request: torch_worker.seconds(**request)
+    return jobs
+
+
+def plot_roofline(rates, flops, peaks, path):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(flops), figsize=(5.5 * len(flops), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], flops):
+        for impl in IMPLEMENTATIONS:
+            points = sorted((b, r) for (n, b, s, i), r in rates.items()
+                            if n == name and i == impl and s == max(k[2] for k in rates))
+            if points:
+                ax.plot([b for b, _ in points], [r * flops[name] / 1e9 for _, r in points], "o-",
+                        label=LABELS[impl])
+        for kind, style in (("matmul", "--"), ("conv2d", ":")):
+            ax.axhline(peaks[kind] / 1e9, color="k", linestyle=style,
+                       label=f"measured TF {kind} peak {peaks[kind] / 1e9:.0f} GFLOP/s")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="GFLOP/s",
+               title=f"{name}: {flops[name] / 1e6:.2f} MFLOP per Langevin image-step")
+        ax.set_xticks(sorted({k[1] for k in rates}), labels=sorted({k[1] for k in rates}))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(networks_, batch_sizes, steps_list, repeats, threads, record):
+    threads = set_threads(threads)
+    torch_worker = start_torch_worker(threads)
+    load_before = os.getloadavg()
+    rates = {}  # (network, batch, steps, implementation) -> image-steps/s
+    for name in networks_:
+        for batch_size in batch_sizes:
+            for steps in steps_list:
+                medians = interleaved(sampler_jobs(name, batch_size, steps, torch_worker), repeats)
+                for impl, seconds in medians.items():
+                    rates[(name, batch_size, steps, impl)] = batch_size * steps / seconds
+                print(name, batch_size, steps,
+                      {impl: f"{batch_size * steps / s:,.0f}" for impl, s in medians.items()},
+                      flush=True)
+    load_after = os.getloadavg()
+    flops = {name: roofline.network_step_flops(name, NETWORKS[name][1])[0] for name in networks_}
+    peaks = roofline.measure_peaks()
+    impls = [i for i in IMPLEMENTATIONS if any(k[3] == i for k in rates)]
+
+    lines = [f"\n## Langevin sampler: keras_ebm vs eager loop vs PyTorch ({time.strftime('%Y-%m-%d %H:%M')})\n",
+             f"Command: `python benchmarks/bench_sampler.py --networks {' '.join(networks_)} "
+             f"--batch_sizes {' '.join(map(str, batch_sizes))} --steps {' '.join(map(str, steps_list))} "
+             f"--repeats {repeats}" + (f" --threads {threads}" if threads != os.cpu_count() else "") + "`\n",
+             f"Machine: {machine()}; {thread_settings(torch_worker)}. Load average (1 min) "
+             f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Median of {repeats} interleaved "
+             "chains per cell, image-steps/s (higher is better).\n"]
+    for name in networks_:
+        shape, outputs = NETWORKS[name]
+        lines.append(f"`{name}` on {shape[0]}x{shape[1]}, {outputs} output(s):\n")
+        header = "| batch | steps | " + " | ".join(LABELS[i] for i in impls) + " | vs eager |"
+        header += " vs PyTorch | vs PyTorch channels-last |" if "torch" in impls else ""
+        lines.append(header + "\n|" + "---|" * (header.count("|") - 1))
+        for batch_size in batch_sizes:
+            for steps in steps_list:
+                r = {i: rates[(name, batch_size, steps, i)] for i in impls}
+                row = f"| {batch_size} | {steps} | " + " | ".join(f"{r[i]:,.0f}" for i in impls)
+                row += f" | {r['keras_ebm'] / r['eager']:.1f}x |"
+                if "torch" in r:
+                    row += (f" {r['keras_ebm'] / r['torch']:.2f}x | "
+                            f"{r['keras_ebm'] / r['torch_cl']:.2f}x |")
+                lines.append(row)
+        lines.append("")
+    lines.append(f"Roofline: measured TensorFlow float32 peaks on this machine: matmul (2048x2048) "
+                 f"{peaks['matmul'] / 1e9:.1f} GFLOP/s, conv2d (3x3, 128->128 channels, 32x32, "
+                 f"batch 64) {peaks['conv2d'] / 1e9:.1f} GFLOP/s. FLOPs per Langevin image-step "
+                 "counted by the TensorFlow profiler on the pruned step graph (forward, input "
+                 "gradient, update; checked against the layer formula): "
+                 + ", ".join(f"`{n}` {f / 1e6:.2f} MFLOP" for n, f in flops.items())
+                 + ". Achieved GFLOP/s (fraction of the conv2d peak), longest chains:\n")
+    steps = max(steps_list)
+    lines.append("| network | batch | " + " | ".join(LABELS[i] for i in impls) + " |\n|"
+                 + "---|" * (len(impls) + 2))
+    for name in networks_:
+        for batch_size in batch_sizes:
+            cells = []
+            for i in impls:
+                achieved = rates[(name, batch_size, steps, i)] * flops[name]
+                cells.append(f"{achieved / 1e9:.1f} ({achieved / peaks['conv2d']:.0%})")
+            lines.append(f"| {name} | {batch_size} | " + " | ".join(cells) + " |")
+    section = "\n".join(lines) + "\n"
     print(section)
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(section)
+    if torch_worker:
+        torch_worker.close()
+    if record:
+        figure = os.path.join(HERE, "figures", "roofline.png")
+        plot_roofline(rates, flops, peaks, figure)
+        section += "\nFigure: `benchmarks/figures/roofline.png`.\n"
+        with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
+            f.write(section)
+        print(f"Appended to benchmarks/RESULTS.md; figure {figure}.")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=5)
-    main(**vars(parser.parse_args()))
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--batch_sizes", nargs="+", type=int, default=[32, 128, 512])
+    parser.add_argument("--steps", nargs="+", type=int, default=[20, 60])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for TensorFlow (intra- and inter-op) and PyTorch (default: all cores)")
+    parser.add_argument("--no_record", dest="record", action="store_false",
+                        help="print only; do not append to RESULTS.md or draw the figure")
+    args = parser.parse_args()
+    main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record)

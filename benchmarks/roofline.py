@@ -1,0 +1,126 @@
+"""FLOPs per Langevin step (counted by the TensorFlow profiler) and this machine's measured peaks.
+
+    python benchmarks/roofline.py            # prints FLOPs per image-step of each network and the peaks
+
+``benchmarks/bench_sampler.py`` uses these to turn image-steps/s into FLOP/s,
+compare them with the peaks and draw ``benchmarks/figures/roofline.png``.
+"""
+
+import collections
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from keras_ebm import networks  # noqa: E402
+from keras_ebm.sampler import LangevinSampler  # noqa: E402
+
+INPUT_SHAPES = {"cnn": (32, 32, 1), "cnn_wide": (28, 28, 1), "mlp": (28, 28, 1), "resnet": (28, 28, 1)}
+
+
+def langevin_step_flops(energy_fn, sample_shape, sampler=None):
+    """FLOPs of one Langevin step of one image, by op type, counted on the pruned graph.
+
+    The step's graph (energy, its input gradient, clip, noise, update) is traced
+    for a batch of one, pruned to what the result needs (as Grappler prunes it:
+    no weight gradients) and counted by ``tf.compat.v1.profiler`` (2 FLOPs per
+    multiply-add). Random-number generation is not counted.
+    """
+    sampler = sampler or LangevinSampler()
+    spec = tf.TensorSpec((1,) + tuple(sample_shape))
+    step = tf.function(lambda x, noise: sampler.step(energy_fn, x, noise))
+    concrete = step.get_concrete_function(spec, spec)
+    graph_def = tf.compat.v1.graph_util.extract_sub_graph(
+        concrete.graph.as_graph_def(add_shapes=True), [t.op.name for t in concrete.outputs]
+    )
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    per_op = {node.name: node.total_float_ops for node in profile.children}
+    by_type = collections.Counter()
+    for op in graph.get_operations():
+        by_type[op.type] += per_op.get(op.name, 0)
+    return profile.total_float_ops, dict(by_type)
+
+
+def formula_flops(network):
+    """2 * multiply-adds of the forward convolutions and of the dense layers (forward only)."""
+    conv = dense = 0
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            conv += 2 * h * w * cout * kh * kw * cin
+        elif isinstance(layer, keras.layers.Dense):
+            dense += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return conv, dense
+
+
+def network_step_flops(name, num_outputs=10):
+    """FLOPs per Langevin image-step of ``keras_ebm.networks.<name>`` with the JEM energy,
+    by op type; the profiler's convolution and matmul counts are checked against the layer
+    formula (each dense layer runs once forward and once for the input gradient)."""
+    network = networks.get_network(name, input_shape=INPUT_SHAPES[name], num_outputs=num_outputs)
+    energy = lambda x: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
+    total, by_type = langevin_step_flops(energy, INPUT_SHAPES[name])
+    conv, dense = formula_flops(network)
+    counted = (by_type.get("Conv2D", 0), by_type.get("MatMul", 0))
+    if counted != (conv, 2 * dense):
+        raise AssertionError(f"{name}: the profiler counts conv/matmul FLOPs {counted}, "
+                             f"the layer formula {(conv, 2 * dense)}.")
+    return total, by_type
+
+
+def _best_rate(fn, flops, repeats):
+    fn()  # trace and warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return flops / best
+
+
+def measure_peaks(repeats=5):
+    """Measured float32 FLOP/s of a large matmul and a large convolution in TensorFlow."""
+    n, inner = 2048, 10
+    a = tf.random.normal([n, n])
+
+    @tf.function
+    def matmuls(a):
+        return tf.while_loop(lambda i, x: i < inner,
+                             lambda i, x: (i + 1, tf.matmul(x, a) * (1.0 / n)), (0, a))[1]
+
+    batch, size, channels = 64, 32, 128
+    images = tf.random.normal([batch, size, size, channels])
+    kernel = tf.random.normal([3, 3, channels, channels]) * 0.03
+
+    @tf.function
+    def convs(x):
+        return tf.while_loop(lambda i, x: i < inner,
+                             lambda i, x: (i + 1, tf.nn.conv2d(x, kernel, 1, "SAME")), (0, x))[1]
+
+    return {
+        "matmul": _best_rate(lambda: matmuls(a).numpy(), inner * 2 * n**3, repeats),
+        "conv2d": _best_rate(lambda: convs(images).numpy(),
+                             inner * 2 * batch * size * size * channels * channels * 9, repeats),
+    }
+
+
+def main():
+    for name in ("cnn", "cnn_wide"):
+        total, by_type = network_step_flops(name, num_outputs=10)
+        print(f"{name} {INPUT_SHAPES[name]}: {total / 1e6:.2f} MFLOP per Langevin image-step "
+              f"({', '.join(f'{k} {v / 1e6:.2f}M' for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]) if v)})")
+    for kind, rate in measure_peaks().items():
+        print(f"measured {kind} peak: {rate / 1e9:.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
