@@ -27,6 +27,7 @@ appends everything to ``benchmarks/RESULTS.md`` (``--no_record``: print only).
 import argparse
 import importlib.util
 import json
+import math
 import os
 import platform
 import statistics
@@ -41,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import roofline  # noqa: E402
 from keras_ebm import networks  # noqa: E402
+from keras_ebm.buffer import ReplayBuffer  # noqa: E402
 from keras_ebm.sampler import LangevinSampler  # noqa: E402
 
 STEP_SIZE, NOISE, CLIP = 10.0, 0.005, 0.03
@@ -118,7 +120,8 @@ def machine():
 
 
 def interleaved(jobs, repeats):
-    """Median seconds of each job, timed in turns after one warm-up each."""
+    """Median seconds of each job, timed in turns after one warm-up each (a job that
+    returns a number reports its own seconds)."""
     for job in jobs.values():
         job()
     times = {name: [] for name in jobs}
@@ -175,6 +178,118 @@ def plot_roofline(rates, flops, peaks, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+class BoxMullerSampler(LangevinSampler):
+    """Normal noise from uniform pairs (Box-Muller) instead of ``stateless_normal``."""
+
+    def noise(self, shape, seed, dtype):
+        u = tf.random.stateless_uniform(tf.stack([2, (tf.reduce_prod(shape) + 1) // 2]),
+                                        seed=seed, minval=2.0**-24, maxval=1.0, dtype=dtype)
+        radius, angle = tf.sqrt(-2.0 * tf.math.log(u[0])), 2.0 * math.pi * u[1]
+        pairs = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], 0)
+        return tf.reshape(pairs[: tf.reduce_prod(shape)], shape)
+
+
+class OverlappingSampler(LangevinSampler):
+    parallel_iterations = 2
+
+
+class XLASampler(LangevinSampler):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._compiled_run = tf.function(self._run, reduce_retracing=True, jit_compile=True)
+
+
+# name -> (what is changed, environment, TF threads (intra, inter), sampler class)
+ABLATIONS = {
+    "default": ("as shipped", {}, None, LangevinSampler),
+    "inter_op_1": ("1 inter-op thread", {}, (0, 1), LangevinSampler),
+    "one_core": ("1 intra-op and 1 inter-op thread (one core)", {}, (1, 1), LangevinSampler),
+    "onednn": ("TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)", {"TF_ENABLE_ONEDNN_OPTS": "1"}, None,
+               LangevinSampler),
+    "parallel_iterations_2": ("while_loop parallel_iterations=2", {}, None, OverlappingSampler),
+    "box_muller": ("Box-Muller noise from stateless_uniform", {}, None, BoxMullerSampler),
+    "xla": ("tf.function(jit_compile=True)", {}, None, XLASampler),
+}
+
+
+def run_variant(name, network, batch_size, steps, repeats):
+    """Median seconds of one chain under ablation ``name`` (run in a fresh process)."""
+    threads, sampler_class = ABLATIONS[name][2:]
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
+    input_shape, num_outputs = NETWORKS[network]
+    keras.utils.set_random_seed(0)
+    net = networks.get_network(network, input_shape=input_shape, num_outputs=num_outputs)
+    energy = lambda x: -tf.reduce_logsumexp(net(x), axis=-1)  # noqa: E731
+    x0 = tf.random.uniform((batch_size,) + input_shape, -1.0, 1.0)
+    sampler = sampler_class(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
+
+    def chain():
+        sampler(energy, x0, seed=[0, 1]).numpy()
+
+    return interleaved({name: chain}, repeats)[name]
+
+
+def buffer_update_seconds(updates=50, batch_size=128):
+    """Seconds per replay-buffer write: in-place scatter (as shipped) vs a full-buffer copy."""
+    buffer = ReplayBuffer(size=10000, sample_shape=(28, 28, 1), seed=0)
+    states = tf.zeros((batch_size, 28, 28, 1))
+
+    @tf.function
+    def scatter(indices):
+        buffer.update(indices, states)
+
+    @tf.function
+    def full_copy(indices):
+        buffer.samples.assign(tf.tensor_scatter_nd_update(buffer.samples, indices[:, None], states))
+
+    def timed(write):
+        def job():
+            for _ in range(updates):
+                write(tf.range(batch_size))
+            buffer.samples[0, 0, 0, 0].numpy()
+        return job
+
+    medians = interleaved({"scatter": timed(scatter), "full_copy": timed(full_copy)}, 3)
+    return {name: seconds / updates for name, seconds in medians.items()}
+
+
+def ablations(network, batch_size, steps, rounds, repeats, record):
+    """Each variant in its own process, in turns for ``rounds`` rounds; median image-steps/s."""
+    seconds = {name: [] for name in ABLATIONS}
+    load_before = os.getloadavg()
+    for _ in range(rounds):
+        for name, (_, env, _, _) in ABLATIONS.items():
+            out = subprocess.run(
+                [sys.executable, __file__, "--variant", name, "--networks", network,
+                 "--batch_sizes", str(batch_size), "--steps", str(steps), "--repeats", str(repeats)],
+                env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            seconds[name].append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+            print(name, f"{batch_size * steps / seconds[name][-1]:,.0f} image-steps/s", flush=True)
+    load_after = os.getloadavg()
+    rate = {name: batch_size * steps / statistics.median(s) for name, s in seconds.items()}
+    buffer = buffer_update_seconds()
+    lines = [f"\n## Sampler speed: what was tried ({time.strftime('%Y-%m-%d %H:%M')})\n",
+             f"Command: `python benchmarks/bench_sampler.py --ablations --networks {network} "
+             f"--batch_sizes {batch_size} --steps {steps} --repeats {repeats}`\n",
+             f"Machine: {machine()}. Load average (1 min) {load_before[0]:.1f} before, "
+             f"{load_after[0]:.1f} after. `{network}`, batch {batch_size}, {steps} steps; each variant "
+             f"in a fresh process, {rounds} rounds in turns, median of the rounds' medians of "
+             f"{repeats} chains.\n",
+             "| variant | change | image-steps/s | vs shipped |", "|---|---|---|---|"]
+    for name, (change, *_) in ABLATIONS.items():
+        lines.append(f"| {name} | {change} | {rate[name]:,.0f} | {rate[name] / rate['default']:.2f}x |")
+    lines.append(f"\nReplay-buffer write of {128} samples into a 10000-image buffer: in-place scatter "
+                 f"(shipped) {buffer['scatter'] * 1e3:.2f} ms, full-buffer copy "
+                 f"{buffer['full_copy'] * 1e3:.2f} ms.\n")
+    section = "\n".join(lines)
+    print(section)
+    if record:
+        with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
+            f.write(section)
 
 
 def main(networks_, batch_sizes, steps_list, repeats, threads, record):
@@ -259,5 +374,18 @@ if __name__ == "__main__":
                         help="threads for TensorFlow (intra- and inter-op) and PyTorch (default: all cores)")
     parser.add_argument("--no_record", dest="record", action="store_false",
                         help="print only; do not append to RESULTS.md or draw the figure")
+    parser.add_argument("--ablations", action="store_true",
+                        help="A/B the speed options in ABLATIONS on the first network, batch and "
+                             "steps instead (each in its own process)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --ablations")
+    parser.add_argument("--variant", choices=list(ABLATIONS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record)
+    if args.variant:
+        seconds = run_variant(args.variant, args.networks[0], args.batch_sizes[0], args.steps[0],
+                              args.repeats)
+        print(json.dumps({"seconds": seconds}))
+    elif args.ablations:
+        ablations(args.networks[0], args.batch_sizes[0], args.steps[0], args.rounds, args.repeats,
+                  args.record)
+    else:
+        main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record)

@@ -62,6 +62,9 @@ class LangevinSampler:
     >>> x = sampler(energy, tf.zeros([1000, 2]), seed=[1, 2])  # ~ N(0, I)
     """
 
+    # Chain steps are sequential; more lets the next step's noise start early.
+    parallel_iterations = 1
+
     def __init__(
         self,
         steps=60,
@@ -142,6 +145,10 @@ class LangevinSampler:
         run = self._run if tf.inside_function() else self._compiled_run
         return run(energy_fn, x, seed, steps, snapshot_every, condition)
 
+    def noise(self, shape, seed, dtype):
+        """Standard-normal noise of one step; the same seed gives the same noise."""
+        return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
+
     def step(self, energy_fn, x, noise):
         """One Langevin update of ``x`` given standard-normal ``noise``."""
         _, grad = energy_gradient(energy_fn, x)
@@ -159,15 +166,12 @@ class LangevinSampler:
         shape = tf.shape(x)
 
         def body(i, x):
-            noise = tf.random.stateless_normal(
-                shape, seed=tf.random.experimental.stateless_fold_in(seed, i), dtype=x.dtype
-            )
+            noise = self.noise(shape, tf.random.experimental.stateless_fold_in(seed, i), x.dtype)
             return i + 1, self.step(energy_fn, x, noise)
 
         if not snapshot_every:
-            _, x = tf.while_loop(
-                lambda i, _: i < steps, body, (tf.constant(0), x), parallel_iterations=1
-            )
+            _, x = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x),
+                                 parallel_iterations=self.parallel_iterations)
             return x
 
         num_snapshots = steps // snapshot_every + 1
@@ -187,6 +191,6 @@ class LangevinSampler:
             lambda i, *_: i < steps,
             body_with_snapshots,
             (tf.constant(0), x, snapshots),
-            parallel_iterations=1,
+            parallel_iterations=self.parallel_iterations,
         )
         return x, snapshots.stack()

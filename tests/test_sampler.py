@@ -104,3 +104,25 @@ def test_energy_gradient_matches_finite_differences():
 def test_bad_arguments_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LangevinSampler(**kwargs)
+
+
+def test_noise_can_be_overridden_and_overlapping_iterations_give_the_same_chain():
+    # A subclass's noise() is what the chain adds: constant noise 1 with no gradient
+    # moves every coordinate by noise_scale per step.
+    class UnitNoise(LangevinSampler):
+        def noise(self, shape, seed, dtype):
+            return tf.ones(shape, dtype)
+
+    flat = lambda x: tf.zeros(tf.shape(x)[:1])  # noqa: E731
+    sampler = UnitNoise(steps=4, noise_scale=0.5, grad_clip=None, value_range=None)
+    np.testing.assert_allclose(sampler(flat, tf.zeros([3, 2]), seed=[0, 0]), 2.0)
+
+    class Overlapping(LangevinSampler):
+        parallel_iterations = 2
+
+    energy = gaussian_energy([0.5, -0.5], 1.0)
+    x0 = tf.zeros([6, 2])
+    np.testing.assert_array_equal(
+        Overlapping(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
+        LangevinSampler(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
+    )
