@@ -179,8 +179,9 @@ class EBM(keras.Model):
         x = self.uniform_noise(int(num_samples), seeds[0])
         if labels is not None:
             labels = tf.convert_to_tensor(labels, tf.int32)
-            if labels.shape != (int(num_samples),) or not (
-                    0 <= tf.reduce_min(labels) and tf.reduce_max(labels) < self.num_outputs):
+            valid = labels.shape == (int(num_samples),) and bool(
+                0 <= tf.reduce_min(labels) and tf.reduce_max(labels) < self.num_outputs)
+            if self.num_outputs > 1 and not valid:  # (one output: conditional_energy says why)
                 raise ValueError(
                     f"labels must be {num_samples} class indices in [0, {self.num_outputs}), "
                     f"got {labels.numpy().tolist()}."

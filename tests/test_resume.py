@@ -114,10 +114,10 @@ def test_a_backup_from_another_model_or_a_truncated_file_is_refused(tmp_path):
 
 # --- train.py --resume after SIGKILL, and --deterministic ------------------------------
 
-FLAGS = ["--validation_size", "32", "--epochs", "3", "--batch_size", "16", "--network", "mlp",
-         "--langevin_steps", "30", "--buffer_size", "64", "--sample_every", "0",
-         "--final_sample_steps", "2", "--evaluate", "false", "--verbose", "0",
-         "--backup_every", "2", "--deterministic"]
+FLAGS = ["--model", "ebm", "--network", "mlp", "--validation_size", "32", "--epochs", "3",
+         "--batch_size", "16", "--langevin_steps", "30", "--buffer_size", "64",
+         "--sample_every", "0", "--final_sample_steps", "2", "--evaluate", "false",
+         "--verbose", "0", "--backup_every", "2", "--deterministic"]
 
 
 @pytest.fixture(scope="module")
@@ -170,9 +170,6 @@ def test_deterministic_reruns_give_identical_metrics(tmp_path, data_file, refere
     again = run(tmp_path / "again", data_file)
     assert_same_run(again, tmp_path / "again", reference)
     assert not os.path.exists(out / "backup.npz")  # a finished run keeps no backup
-    result = subprocess.run(command(out, data_file), cwd=ROOT, env=env(), capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2 and "holds a finished run" in result.stderr
 
 
 def test_sigkill_then_the_same_command_finishes_like_an_uninterrupted_run(
