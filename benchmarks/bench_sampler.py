@@ -171,9 +171,12 @@ def plot_roofline(rates, flops, peaks, path):
         for kind, style in (("matmul", "--"), ("conv2d", ":")):
             ax.axhline(peaks[kind] / 1e9, color="k", linestyle=style,
                        label=f"measured TF {kind} peak {peaks[kind] / 1e9:.0f} GFLOP/s")
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="GFLOP/s",
-               title=f"{name}: {flops[name] / 1e6:.2f} MFLOP per Langevin image-step")
-        ax.set_xticks(sorted({k[1] for k in rates}), labels=sorted({k[1] for k in rates}))
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="achieved GFLOP/s")
+        ax.set_title(f"{name}: {flops[name] / 1e6:.2f} MFLOP per image-step, "
+                     f"{max(k[2] for k in rates)}-step chains", fontsize=10)
+        ax.set_xticks(sorted({k[1] for k in rates}), labels=sorted({k[1] for k in rates}),
+                      minor=False)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
