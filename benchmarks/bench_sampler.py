@@ -78,10 +78,21 @@ class TorchWorker:
         )
         self.info = json.loads(self.process.stdout.readline())
 
-    def seconds(self, **request):
+    def ask(self, **request):
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())["seconds"]
+        return json.loads(self.process.stdout.readline())
+
+    def seconds(self, **request):
+        return self.ask(**request)["seconds"]
+
+    def check_same_network(self, name, network, num_outputs):
+        """Fail unless the PyTorch version of ``name`` has ``network``'s parameter count."""
+        params = self.ask(task="params", network=name, input_shape=network.input_shape[1:],
+                          num_outputs=num_outputs)["params"]
+        if params != network.count_params():
+            raise AssertionError(f"PyTorch {name} has {params} parameters, "
+                                 f"keras_ebm's {network.count_params()}.")
 
     def close(self):
         self.process.stdin.close()
@@ -149,6 +160,7 @@ def sampler_jobs(name, batch_size, steps, torch_worker):
 
     jobs = {"keras_ebm": ours, "eager": eager}
     if torch_worker:
+        torch_worker.check_same_network(name, network, num_outputs)
         for impl, channels_last in (("torch", False), ("torch_cl", True)):
             request = dict(task="sample", network=name, input_shape=input_shape,
                            num_outputs=num_outputs, batch_size=batch_size, steps=steps,

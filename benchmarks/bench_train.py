@@ -80,6 +80,7 @@ def main(iterations, repeats, threads, record):
 
     jobs = {"keras_ebm": keras_ebm, "eager": eager}
     if torch_worker:
+        torch_worker.check_same_network(config.network, model.network, splits.num_classes)
         for impl, channels_last in (("torch", False), ("torch_cl", True)):
             request = dict(task="train", network=config.network, batch_size=config.batch_size,
                            langevin_steps=config.langevin_steps, iterations=iterations,

@@ -116,7 +116,8 @@ class JEM:
 def serve(threads):
     """Answer timing requests (one JSON object a line on stdin) with seconds on stdout.
 
-    Requests: ``{"task": "sample", "network", "input_shape", "num_outputs", "batch_size",
+    Requests: ``{"task": "params", "network", "input_shape", "num_outputs"}`` answers the
+    parameter count; ``{"task": "sample", "network", "input_shape", "num_outputs", "batch_size",
     "steps", "channels_last"}`` times one Langevin chain; ``{"task": "train", "network",
     "batch_size", "langevin_steps", "iterations", "channels_last"}`` times JEM iterations
     on random MNIST-shaped batches. Networks and inputs are built on first use (answer -1).
@@ -127,6 +128,10 @@ def serve(threads):
     cache = {}
     for line in sys.stdin:
         request = json.loads(line)
+        if request["task"] == "params":
+            network = get_network(request["network"], request["input_shape"], request["num_outputs"])
+            print(json.dumps({"params": num_params(network)}), flush=True)
+            continue
         key = json.dumps(request, sort_keys=True)
         fresh = key not in cache
         if fresh:
