@@ -101,8 +101,9 @@ def train_ebm(name, steps, seed=0):
     return model, density, untrained
 
 
-@pytest.mark.parametrize("name, steps, bound", [("gaussian1d", 300, 0.12),
-                                                ("two_moons", 500, 0.45)])
+# Measured on the 2-core CI machine: TV 0.087 and 0.42 (untrained: 0.59 and 0.79).
+@pytest.mark.parametrize("name, steps, bound", [("gaussian1d", 300, 0.13),
+                                                ("two_moons", 500, 0.5)])
 def test_training_on_a_toy_density_lowers_total_variation(name, steps, bound):
     model, density, untrained = train_ebm(name, steps)
     report = toy.evaluate_model(model, density, num_samples=2000, steps=200)
