@@ -124,8 +124,8 @@ class DivergenceGuard(keras.callbacks.Callback):
     seed generators, multiplies the learning-rate scale by ``lr_factor`` (when the
     optimizer uses a :class:`~keras_ebm.state.ScaledSchedule`) and carries on with
     the next batches. Each event is logged and appended to ``events_path`` (JSON).
-    After ``max_recoveries`` rollbacks the next divergence stops training and
-    ``diverged`` holds the reason (``None`` otherwise).
+    After ``max_recoveries`` rollbacks the next divergence restores the last good
+    state once more and stops training; ``diverged`` holds the reason (``None`` otherwise).
     """
 
     watched = ("loss", "energy_real", "energy_sample")
@@ -186,6 +186,8 @@ class DivergenceGuard(keras.callbacks.Callback):
                 "the last checkpoint before the divergence is kept."
             )
             log.error(self.diverged)
+            if self.good is not None:
+                state.restore(self.model, self.good[1])  # stop with the last good weights
             self.model.stop_training = True
             return
         self.roll_back(where, problem)

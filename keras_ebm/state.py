@@ -131,13 +131,13 @@ def training_stream(train, steps_per_epoch, epochs, start_step=0):
     reproduced.
     """
     epoch, skip = divmod(start_step, steps_per_epoch)
+    if epoch >= epochs:
+        return train.take(0)
     for _ in range(epoch):
         iter(train)  # each new iterator advances the shuffle to the next pass's order
-    first = train.skip(skip)
 
     @tf.autograph.experimental.do_not_convert
     def one_pass(_):
         return train
 
-    rest = tf.data.Dataset.range(epoch + 1, epochs).flat_map(one_pass)
-    return first.concatenate(rest) if epoch < epochs else train.take(0)
+    return train.skip(skip).concatenate(tf.data.Dataset.range(epoch + 1, epochs).flat_map(one_pass))

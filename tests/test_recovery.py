@@ -74,12 +74,13 @@ def test_a_forced_divergence_is_rolled_back_reseeded_and_training_recovers(tmp_p
     assert events[0]["at"] == "epoch 2, batch 3" and events[0]["lr_scale"] == 0.5
     assert events[0]["restored"] == "state after epoch 1"
     assert "energy" in events[0]["problem"] or "loss" in events[0]["problem"]
-    # Right after the rollback: the epoch-1 state again, except the reseeded seed
-    # generators and the halved learning-rate scale.
+    # Right after the rollback: the epoch-1 state again, except the reseeded training
+    # streams (the model's and the buffer's seed generators) and the halved learning rate.
     rolled_back, logs = record.after[5]
+    reseeded = (model.seed_generator.state, model.buffer.seed_generator.state)
     for variable, got, want in zip(state.state_variables(model), rolled_back,
                                    sabotage.state_before_epoch):
-        if "seed_generator" in variable.path:
+        if any(variable is generator_state for generator_state in reseeded):
             assert got[0] != want[0] and got[1] == want[1]
         elif "lr_scale" in variable.path:
             assert got == 0.5 * want
@@ -91,7 +92,7 @@ def test_a_forced_divergence_is_rolled_back_reseeded_and_training_recovers(tmp_p
     assert all(abs(v) < 1e3 for v in history.history["energy_real"][1:])
 
 
-def test_divergence_beyond_max_recoveries_stops_with_the_reason():
+def test_divergence_beyond_max_recoveries_stops_with_the_last_good_state_and_the_reason():
     model = small_jem()
     guard = callbacks.DivergenceGuard(max_abs_energy=1e3, max_recoveries=1)
     history = model.fit(batches(), epochs=4, verbose=0,
@@ -100,6 +101,10 @@ def test_divergence_beyond_max_recoveries_stops_with_the_reason():
     assert guard.diverged.startswith("training diverged at epoch 2, batch 2")
     assert "after 1 rollback(s)" in guard.diverged and "--lr" in guard.diverged
     assert len(history.epoch) == 2
+    # It stops with the last good state, not the diverged one.
+    for got, want in zip(state.capture(model), guard.good[1]):
+        np.testing.assert_array_equal(got, want)
+    assert all(np.all(np.isfinite(a)) for a in state.capture(model))
 
 
 @pytest.mark.parametrize("logs, flagged", [
