@@ -194,18 +194,20 @@ class DivergenceGuard(keras.callbacks.Callback):
 
     def roll_back(self, where, problem):
         restored, arrays = self.good
+        scale = state.lr_scale(self.model)
+        lowest = None if scale is None else float(keras.ops.convert_to_numpy(scale))
         state.restore(self.model, arrays)
         number = len(self.events) + 1
         for owner in (self.model, getattr(self.model, "buffer", None)):
             generator = getattr(owner, "seed_generator", None)
             if generator is not None:  # a new stream: shift the seed, keep the counter
                 generator.state.assign(generator.state + np.array([1_000_003 * number, 0]))
-        scale = state.lr_scale(self.model)
-        if scale is not None:
-            scale.assign(scale * self.lr_factor)
+        if scale is not None:  # lower than both the restored and the diverging rate
+            lowest = min(lowest, float(keras.ops.convert_to_numpy(scale))) * self.lr_factor
+            scale.assign(lowest)
         self.model.reset_metrics()  # the epoch means restart after the rollback
         event = {"at": where, "problem": problem, "restored": restored,
-                 "lr_scale": None if scale is None else float(keras.ops.convert_to_numpy(scale))}
+                 "lr_scale": None if scale is None else float(f"{lowest:.6g}")}
         self.events.append(event)
         log.warning("Divergence at %s: %s. Rollback %d of at most %d: restored the %s, "
                     "reseeded the sampler, learning-rate scale now %s.", where, problem, number,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ebm import callbacks, networks, state
+from keras_ebm import callbacks, config as config_lib, experiment, networks, state
 from keras_ebm.model import JEM
 from keras_ebm.sampler import LangevinSampler
 
@@ -119,3 +119,25 @@ def test_divergence_criteria(logs, flagged):
     guard = callbacks.DivergenceGuard(max_abs_energy=1e4, max_energy_gap=100)
     problem = guard.problem(logs)
     assert problem == flagged if flagged is None else flagged in problem
+
+
+def test_a_run_with_a_huge_learning_rate_rolls_back_until_it_trains(tmp_path):
+    """``train.py --lr 1000``: the first steps blow up; each rollback lowers the rate."""
+    rng = np.random.default_rng(0)
+    data_file = tmp_path / "small.npz"
+    np.savez(data_file, x_train=rng.integers(0, 256, (96, 28, 28), dtype=np.uint8),
+             y_train=np.arange(96) % 10, x_test=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8),
+             y_test=np.arange(32) % 10)
+    config = config_lib.Config(
+        model="ebm", network="mlp", data_file=str(data_file), validation_size=32, epochs=2,
+        batch_size=16, langevin_steps=5, buffer_size=64, sample_every=0, final_sample_steps=2,
+        evaluate=False, verbose=0, lr=1000.0, recovery_lr_factor=1e-3, max_recoveries=3,
+        out=str(tmp_path / "run"))
+    result = experiment.run(config)
+
+    events = json.loads((tmp_path / "run" / "recoveries.json").read_text())
+    assert result["diverged"] is None and result["test_metrics"]["recoveries"] == len(events) >= 1
+    scales = [event["lr_scale"] for event in events]
+    assert scales[0] == 1e-3 and scales == sorted(scales, reverse=True)
+    assert "Rollback 1 of at most 3" in (tmp_path / "run" / "train.log").read_text()
+    assert all(np.all(np.isfinite(v.numpy())) for v in result["model"].weights)
