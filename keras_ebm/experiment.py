@@ -257,9 +257,11 @@ def run(config):
 
     samples_dir = os.path.join(run_dir, "samples")
     real_images = next(iter(test_ds))[0][:10].numpy()
+    # A plain classifier (--px_weight 0) has no sampled negatives: its cdiv is real vs noise.
+    gap = config.max_energy_gap if config.px_weight > 0 or config.model != "jem" else float("inf")
     guard = callbacks.DivergenceGuard(
-        config.max_abs_energy, config.max_energy_gap, config.max_recoveries,
-        config.recovery_lr_factor, events_path=os.path.join(run_dir, "recoveries.json"))
+        config.max_abs_energy, gap, config.max_recoveries, config.recovery_lr_factor,
+        events_path=os.path.join(run_dir, "recoveries.json"))
     total_steps = config.epochs * prepared.steps_per_epoch
     monitor = {"jem": ("accuracy", "max"), "ebm": ("cdiv", "min"),
                "rbm": ("pseudo_log_likelihood", "max")}[config.model]
