@@ -239,6 +239,8 @@ def run(config):
     if isinstance(model, RBM):
         log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
                  model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)
+        model.initialize_visible_bias(
+            data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad))
     else:
         log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
                  config.network, model.network.count_params())

@@ -118,6 +118,13 @@ class RBM(keras.Model):
         low, high = self.value_range
         return tf.reshape(low + (high - low) * v, (-1,) + self.visible_shape)
 
+    def initialize_visible_bias(self, images):
+        """Set ``b_v`` to the log-odds of the pixel means of ``images`` (or of their mean
+        image), as Hinton (2010, "A practical guide to training RBMs") advises: pixels that
+        are never on start firmly off, instead of at 1/2 where spurious modes can grow."""
+        data_mean = tf.reduce_mean(self.to_visible(images), axis=0).numpy()
+        self.visible_bias.assign(base_rate_logits(data_mean).astype("float32"))
+
     def binarize(self, x, seed):
         """Images -> binary visible vectors, each pixel 1 with its intensity as probability."""
         return bernoulli(self.to_visible(x), seed)
@@ -283,6 +290,13 @@ def all_binary_states(n):
     return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
 
 
+def base_rate_logits(data_mean):
+    """Log-odds of pixel means, clipped to [1e-3, 1 - 1e-3]: the visible biases of the
+    independent-pixel (base-rate) model."""
+    data_mean = np.clip(np.reshape(np.asarray(data_mean, np.float64), [-1]), 1e-3, 1 - 1e-3)
+    return np.log(data_mean) - np.log1p(-data_mean)
+
+
 def ais_betas(num_betas=14500):
     """Inverse temperatures 0 = beta_0 < ... < beta_K = 1: of Salakhutdinov & Murray's (2008)
     14500, 500 spaced evenly in [0, 0.5), 4000 in [0.5, 0.9) and 10000 in [0.9, 1];
@@ -324,11 +338,10 @@ def ais_log_partition(rbm, data_mean, num_runs=100, num_betas=14500, seed=0):
         num_betas: number of inverse temperatures (see :func:`ais_betas`).
         seed: integer seed.
     """
-    data_mean = np.clip(np.reshape(np.asarray(data_mean, np.float64), [-1]), 1e-3, 1 - 1e-3)
-    if data_mean.shape != (rbm.num_visible,):
+    base_bias = base_rate_logits(data_mean)
+    if base_bias.shape != (rbm.num_visible,):
         raise ValueError(f"data_mean must have {rbm.num_visible} entries (one per visible unit), "
-                         f"got {data_mean.size}.")
-    base_bias = np.log(data_mean) - np.log1p(-data_mean)
+                         f"got {base_bias.size}.")
     log_z_base = np.logaddexp(0, base_bias).sum() + rbm.num_hidden * np.log(2.0)
     kernel, b_v, b_h = (tf.constant(w.numpy(), tf.float64)
                         for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias))

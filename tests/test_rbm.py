@@ -106,6 +106,13 @@ def test_reconstruction_error_of_an_rbm_without_weights():
     assert recon_error == pytest.approx(expected, rel=1e-5)
 
 
+def test_visible_bias_starts_at_the_log_odds_of_the_pixel_means():
+    rbm = RBM((3,), num_hidden=2, value_range=(0.0, 1.0))
+    rbm.initialize_visible_bias(np.array([[0.0, 0.5, 1.0], [0.0, 0.5, 0.5]], "float32"))
+    np.testing.assert_allclose(rbm.visible_bias.numpy(), [np.log(1e-3 / 0.999), 0.0, np.log(3.0)],
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_loss_gradient_is_the_contrastive_divergence_gradient():
     rbm = random_rbm(12, 8)
     rng = np.random.default_rng(0)
