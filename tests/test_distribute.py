@@ -133,7 +133,7 @@ def free_ports(count):
     return ports
 
 
-def run_two_workers(make_args, timeout=240):
+def run_two_workers(make_args, timeout=400):
     """Start two local workers (TF_CONFIG on 127.0.0.1) and wait for both; kill them
     if they outlive ``timeout`` seconds. Returns ``[(returncode, output), ...]``."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
