@@ -1,11 +1,12 @@
 """FLOPs per Langevin step (counted by the TensorFlow profiler) and this machine's measured peaks.
 
-    python benchmarks/roofline.py            # prints FLOPs per image-step of each network and the peaks
+    python benchmarks/roofline.py [--threads N]   # FLOPs per image-step, per-layer conv GFLOP/s, peaks
 
 ``benchmarks/bench_sampler.py`` uses these to turn image-steps/s into FLOP/s,
 compare them with the peaks and draw ``benchmarks/figures/roofline.png``.
 """
 
+import argparse
 import collections
 import os
 import sys
@@ -113,14 +114,43 @@ def measure_peaks(repeats=5):
     }
 
 
-def main():
+def conv_layer_rates(name, batch_size=128, repeats=5):
+    """GFLOP/s of each convolution of ``networks.<name>``: forward and input gradient
+    (``Conv2DBackpropInput``), timed alone at ``batch_size``."""
+    network = networks.get_network(name, input_shape=INPUT_SHAPES[name])
+    rows = []
+    for layer in (layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)):
+        x = tf.random.normal((batch_size,) + tuple(layer.input.shape[1:]))
+        kernel, strides = layer.kernel, layer.strides
+        y_shape = (batch_size,) + tuple(layer.output.shape[1:])
+        dy = tf.random.normal(y_shape)
+        forward = tf.function(lambda x: tf.nn.conv2d(x, kernel, strides, "SAME"))
+        backward = tf.function(lambda dy: tf.nn.conv2d_transpose(dy, kernel, x.shape, strides, "SAME"))
+        kh, kw, cin, cout = kernel.shape
+        flops = 2 * batch_size * y_shape[1] * y_shape[2] * cout * kh * kw * cin
+        rows.append((f"{kh}x{kw} {cin}->{cout} on {x.shape[1]}x{x.shape[2]}",
+                     _best_rate(lambda: forward(x).numpy(), flops, repeats),
+                     _best_rate(lambda: backward(dy).numpy(), flops, repeats)))
+    return rows
+
+
+def main(threads):
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     for name in ("cnn", "cnn_wide"):
         total, by_type = network_step_flops(name, num_outputs=10)
-        print(f"{name} {INPUT_SHAPES[name]}: {total / 1e6:.2f} MFLOP per Langevin image-step "
-              f"({', '.join(f'{k} {v / 1e6:.2f}M' for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]) if v)})")
+        parts = sorted(((v, k) for k, v in by_type.items() if v), reverse=True)
+        print(f"{name} {INPUT_SHAPES[name]}: {total / 1e6:.2f} MFLOP per Langevin image-step ("
+              + ", ".join(f"{k} {v / 1e6:.2f}M" for v, k in parts) + ")")
+        for layer, forward, backward in conv_layer_rates(name):
+            print(f"  conv {layer}, batch 128: forward {forward / 1e9:.1f} GFLOP/s, "
+                  f"input gradient {backward / 1e9:.1f} GFLOP/s")
     for kind, rate in measure_peaks().items():
         print(f"measured {kind} peak: {rate / 1e9:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all)")
+    main(parser.parse_args().threads)
