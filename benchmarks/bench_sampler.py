@@ -289,7 +289,7 @@ def ablations(network, batch_size, steps, rounds, repeats, record):
     buffer = buffer_update_seconds()
     lines = [f"\n## Sampler speed: what was tried ({time.strftime('%Y-%m-%d %H:%M')})\n",
              f"Command: `python benchmarks/bench_sampler.py --ablations --networks {network} "
-             f"--batch_sizes {batch_size} --steps {steps} --repeats {repeats}`\n",
+             f"--batch_sizes {batch_size} --steps {steps} --repeats {repeats} --rounds {rounds}`\n",
              f"Machine: {machine()}. Load average (1 min) {load_before[0]:.1f} before, "
              f"{load_after[0]:.1f} after. `{network}`, batch {batch_size}, {steps} steps; each variant "
              f"in a fresh process, {rounds} rounds in turns, median of the rounds' medians of "
