@@ -144,13 +144,21 @@ def interleaved(jobs, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def sampler_jobs(name, batch_size, steps, torch_worker):
+def chain_setup(name, batch_size, steps, sampler_class=LangevinSampler):
+    """The benchmarked chain: network ``name``, its marginal energy, a seeded uniform
+    start and a sampler of ``sampler_class``."""
     input_shape, num_outputs = NETWORKS[name]
     keras.utils.set_random_seed(0)
     network = networks.get_network(name, input_shape=input_shape, num_outputs=num_outputs)
     energy = lambda x: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
     x0 = tf.random.uniform((batch_size,) + input_shape, -1.0, 1.0)
-    sampler = LangevinSampler(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
+    sampler = sampler_class(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
+    return network, energy, x0, sampler
+
+
+def sampler_jobs(name, batch_size, steps, torch_worker):
+    input_shape, num_outputs = NETWORKS[name]
+    network, energy, x0, sampler = chain_setup(name, batch_size, steps)
 
     def ours():
         sampler(energy, x0, seed=[0, 1]).numpy()
@@ -235,12 +243,7 @@ def run_variant(name, network, batch_size, steps, repeats):
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads[0])
         tf.config.threading.set_inter_op_parallelism_threads(threads[1])
-    input_shape, num_outputs = NETWORKS[network]
-    keras.utils.set_random_seed(0)
-    net = networks.get_network(network, input_shape=input_shape, num_outputs=num_outputs)
-    energy = lambda x: -tf.reduce_logsumexp(net(x), axis=-1)  # noqa: E731
-    x0 = tf.random.uniform((batch_size,) + input_shape, -1.0, 1.0)
-    sampler = sampler_class(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
+    _, energy, x0, sampler = chain_setup(network, batch_size, steps, sampler_class)
 
     def chain():
         sampler(energy, x0, seed=[0, 1]).numpy()
