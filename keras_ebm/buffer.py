@@ -19,7 +19,8 @@ class ReplayBuffer(keras.layers.Layer):
 
     With ``num_classes`` set, the buffer is split into ``num_classes`` equal
     partitions and :meth:`sample` with ``labels`` draws from each label's
-    own partition (class-conditional persistent chains, as in JEM).
+    own partition (class-conditional persistent chains, as in JEM); a label of
+    -1 draws from any slot (an unconditional chain among conditional ones).
 
     Args:
         size: number of stored samples (default 10000, as in JEM).
@@ -84,7 +85,12 @@ class ReplayBuffer(keras.layers.Layer):
             offsets = tf.random.stateless_uniform(
                 [global_size], seed=seeds[0], maxval=self.slots_per_class, dtype=tf.int32
             )[mine]
-            indices = tf.cast(labels, tf.int32) * self.slots_per_class + offsets
+            labels = tf.cast(labels, tf.int32)
+            anywhere = tf.random.stateless_uniform(
+                [global_size], seed=tf.random.experimental.stateless_fold_in(seeds[0], 1),
+                maxval=self.size, dtype=tf.int32)[mine]
+            # A label of -1 (an unconditional chain) may start from any slot.
+            indices = tf.where(labels >= 0, labels * self.slots_per_class + offsets, anywhere)
         states = tf.gather(self.samples, indices)
         restart = tf.random.stateless_uniform([global_size], seed=seeds[1])[mine] < self.reinit_prob
         restart = tf.reshape(restart, [-1] + [1] * len(self.sample_shape))

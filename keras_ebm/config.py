@@ -46,7 +46,8 @@ class Config:
     parameterization: str = "sgld"  # sgld or langevin (noise sqrt(2 * alpha))
     buffer_size: int = 10000
     reinit_prob: float = 0.05
-    conditional_sampling: bool = False  # JEM: negatives from E(x, y) with random y
+    # JEM: share of negatives drawn from E(x, y) with random y, the rest from E(x) (bare flag: 1)
+    conditional_sampling: float = dataclasses.field(default=0.0, metadata={"flag_alone": 1.0})
     # Restricted Boltzmann machine (--model rbm; Gibbs sampling, no network or Langevin)
     rbm_hidden: int = 500  # hidden units
     cd_steps: int = 1  # Gibbs steps per training step (CD-k / PCD-k)
@@ -102,6 +103,9 @@ class Config:
         for name in non_negative:
             if getattr(self, name) < 0:
                 errors.append(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.conditional_sampling <= 1:
+            errors.append(f"--conditional_sampling must be a share in [0, 1], "
+                          f"got {self.conditional_sampling}")
         if not 0 <= self.reinit_prob <= 1:
             errors.append(f"--reinit_prob must be in [0, 1], got {self.reinit_prob}")
         if not 0 <= self.beta_1 < 1:
@@ -177,6 +181,9 @@ def build_parser(parser=None):
         if kind is bool:
             parser.add_argument(f"--{field.name}", type=_parse_bool, nargs="?", const=True,
                                 default=field.default, metavar="BOOL")
+        elif "flag_alone" in field.metadata:  # "--flag" alone means this value
+            parser.add_argument(f"--{field.name}", type=kind, nargs="?",
+                                const=field.metadata["flag_alone"], default=field.default)
         else:
             parser.add_argument(f"--{field.name}", type=kind, default=field.default)
     return parser

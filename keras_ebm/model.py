@@ -19,8 +19,10 @@ def marginal_energy(scores):
 
 
 def class_energy(scores, labels):
-    """``E(x, y) = -f(x)[y]``."""
-    return -tf.gather(scores, tf.cast(labels, tf.int32), axis=-1, batch_dims=1)
+    """``E(x, y) = -f(x)[y]``; a label of -1 gives the marginal energy ``E(x)``."""
+    labels = tf.cast(labels, tf.int32)
+    chosen = -tf.gather(scores, tf.maximum(labels, 0), axis=-1, batch_dims=1)
+    return tf.where(labels >= 0, chosen, marginal_energy(scores))
 
 
 @keras.saving.register_keras_serializable(package="keras_ebm")
@@ -124,7 +126,7 @@ class EBM(keras.Model):
         return x
 
     def conditional_energy(self, x, labels):
-        """Per-example class-conditional energy ``E(x, y) = -f(x)[y]``."""
+        """Per-example class-conditional energy ``E(x, y) = -f(x)[y]`` (``E(x)`` where y = -1)."""
         if self.num_outputs < 2:
             raise ValueError(
                 "Class-conditional energies need a network with one output per class; "
@@ -288,12 +290,14 @@ class JEM(EBM):
     With ``px_weight=0`` no Langevin sampling is done and the model is a plain
     classifier (the baseline for calibration and OOD comparisons). With
     ``conditional_sampling=True`` negatives are drawn from ``E(x, y)`` for
-    random labels from a class-partitioned buffer.
+    random labels from a class-partitioned buffer; a number in ``(0, 1)`` draws
+    that share of them so and the rest from ``E(x)``.
 
     Args:
         ce_weight: weight of the cross-entropy term.
         px_weight: weight of the generative ``log p(x)`` terms (0 disables them).
-        conditional_sampling: sample negatives class-conditionally.
+        conditional_sampling: share of negatives sampled class-conditionally
+            (``True`` = all, ``False`` = none).
         **kwargs: passed to :class:`EBM`.
     """
 
@@ -301,7 +305,10 @@ class JEM(EBM):
 
     def __init__(self, network, ce_weight=1.0, px_weight=1.0, conditional_sampling=False,
                  **kwargs):
-        self.conditional_sampling = bool(conditional_sampling)
+        self.conditional_sampling = float(conditional_sampling)
+        if not 0.0 <= self.conditional_sampling <= 1.0:
+            raise ValueError(f"conditional_sampling must be a share in [0, 1] (or a bool), "
+                             f"got {conditional_sampling}.")
         super().__init__(network, **kwargs)
         if self.num_outputs < 2:
             raise ValueError(
@@ -314,7 +321,7 @@ class JEM(EBM):
 
     @property
     def conditional_buffer(self):
-        return self.conditional_sampling
+        return self.conditional_sampling > 0
 
     @property
     def metrics(self):
@@ -326,9 +333,15 @@ class JEM(EBM):
     def negative_labels(self, labels):
         if not self.conditional_sampling:
             return None
-        return tf.random.stateless_uniform(
-            tf.shape(labels)[:1], seed=self._next_seed(), maxval=self.num_outputs, dtype=tf.int32
+        seeds = tf.random.experimental.stateless_split(self._next_seed(), 2)
+        random_labels = tf.random.stateless_uniform(
+            tf.shape(labels)[:1], seed=seeds[0], maxval=self.num_outputs, dtype=tf.int32
         )
+        if self.conditional_sampling == 1.0:
+            return random_labels
+        # -1: an unconditional chain, started from any buffer slot.
+        conditional = tf.random.stateless_uniform(tf.shape(labels)[:1], seed=seeds[1])
+        return tf.where(conditional < self.conditional_sampling, random_labels, -1)
 
     def loss_terms(self, scores_real, scores_sample, labels):
         if labels is None:

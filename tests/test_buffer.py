@@ -66,6 +66,16 @@ def test_class_partitions_for_conditional_sampling():
         ReplayBuffer(size=10, sample_shape=(1,)).sample(2, labels=tf.constant([0, 1]))
 
 
+def test_label_minus_one_draws_from_any_partition():
+    buffer = ReplayBuffer(size=100, sample_shape=(1,), num_classes=10, seed=4)
+    labels = tf.constant([-1, 3] * 200, tf.int32)
+    _, indices = buffer.sample(400, labels=labels)
+    indices = indices.numpy()
+    assert np.all(indices[1::2] // 10 == 3)
+    assert np.all((0 <= indices) & (indices < 100))
+    assert len(set(indices[::2] // 10)) == 10
+
+
 def test_same_seed_same_draws():
     a = ReplayBuffer(size=100, sample_shape=(2,), seed=7)
     b = ReplayBuffer(size=100, sample_shape=(2,), seed=7)

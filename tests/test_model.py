@@ -26,6 +26,9 @@ def test_energies_on_hand_made_scores():
     np.testing.assert_allclose(marginal_energy(scores), [-np.log(np.e**2 + 1), -np.log(2)],
                                rtol=1e-6)
     np.testing.assert_allclose(class_energy(scores, tf.constant([0, 1])), [-2.0, 0.0])
+    # Label -1: the marginal energy (an unconditional chain among conditional ones).
+    np.testing.assert_allclose(class_energy(scores, tf.constant([-1, 1])),
+                               [-np.log(np.e**2 + 1), 0.0], rtol=1e-6)
 
 
 def test_jem_loss_terms_signs_on_a_hand_made_batch():
@@ -108,6 +111,26 @@ def test_conditional_sampling_uses_class_partitions():
     model.train_on_batch(x, tf.range(8), return_dict=True)
     samples = model.generate(4, steps=2, labels=[0, 1, 2, 3], seed=0)
     assert samples.shape == (4, 28, 28, 1)
+
+
+def test_a_share_of_conditional_negatives():
+    model = small_jem(conditional_sampling=0.25)
+    assert model.buffer.num_classes == 10
+    labels = model.negative_labels(tf.zeros([4000], tf.int32)).numpy()
+    conditional = labels >= 0
+    assert 0.22 < conditional.mean() < 0.28
+    assert np.all(labels[~conditional] == -1)
+    assert set(np.unique(labels[conditional])) == set(range(10))
+    # Mixed chains: each example follows its own energy, E(x, y) or E(x).
+    x = tf.random.stateless_uniform([2, 28, 28, 1], seed=[1, 2], minval=-1, maxval=1)
+    mixed = model.conditional_energy(x, tf.constant([-1, 3]))
+    np.testing.assert_allclose(mixed[0], model.energy(x)[0], rtol=1e-6)
+    np.testing.assert_allclose(mixed[1], -model(x)[1, 3], rtol=1e-6)
+    model.compile(keras.optimizers.Adam(1e-3))
+    logs = model.train_on_batch(tf.zeros([8, 28, 28, 1]), tf.range(8), return_dict=True)
+    assert np.isfinite(logs["loss"])
+    with pytest.raises(ValueError, match="share in"):
+        small_jem(conditional_sampling=1.5)
 
 
 def test_generate_is_deterministic_per_seed_and_in_range():

@@ -87,6 +87,7 @@ def test_unconditional_ebm_runs(tmp_path):
         (["--network", "vgg"], "--network must be one of mlp, cnn, cnn_wide, resnet"),
         (["--model", "gan"], "--model must be one of jem, ebm"),
         (["--reinit_prob", "2"], "--reinit_prob must be in [0, 1]"),
+        (["--conditional_sampling", "2"], "--conditional_sampling must be a share in [0, 1]"),
         (["--epochs", "ten"], "invalid int value"),
     ],
 )
@@ -113,3 +114,11 @@ def test_corrupt_data_file_fails_cleanly(tmp_path):
     assert result.returncode == 2
     assert "corrupt" in result.stderr and "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_conditional_sampling_flag_alone_means_all_negatives():
+    from keras_ebm import config as config_lib
+
+    assert config_lib.from_args([]).conditional_sampling == 0.0
+    assert config_lib.from_args(["--conditional_sampling"]).conditional_sampling == 1.0
+    assert config_lib.from_args(["--conditional_sampling", "0.25"]).conditional_sampling == 0.25
