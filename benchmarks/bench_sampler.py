@@ -144,12 +144,13 @@ def interleaved(jobs, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def chain_setup(name, batch_size, steps, sampler_class=LangevinSampler):
+def chain_setup(name, batch_size, steps, sampler_class=LangevinSampler, network_kwargs=None):
     """The benchmarked chain: network ``name``, its marginal energy, a seeded uniform
     start and a sampler of ``sampler_class``."""
     input_shape, num_outputs = NETWORKS[name]
     keras.utils.set_random_seed(0)
-    network = networks.get_network(name, input_shape=input_shape, num_outputs=num_outputs)
+    network = networks.get_network(name, input_shape=input_shape, num_outputs=num_outputs,
+                                   **(network_kwargs or {}))
     energy = lambda x: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
     x0 = tf.random.uniform((batch_size,) + input_shape, -1.0, 1.0)
     sampler = sampler_class(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
@@ -224,26 +225,30 @@ class XLASampler(LangevinSampler):
         self._compiled_run = tf.function(self._run, reduce_retracing=True, jit_compile=True)
 
 
-# name -> (what is changed, environment, TF threads (intra, inter), sampler class)
+# name -> (what is changed, environment, TF threads (intra, inter), sampler class,
+#          network keyword arguments)
 ABLATIONS = {
-    "default": ("as shipped", {}, None, LangevinSampler),
-    "inter_op_1": ("1 inter-op thread", {}, (0, 1), LangevinSampler),
-    "one_core": ("1 intra-op and 1 inter-op thread (one core)", {}, (1, 1), LangevinSampler),
+    "default": ("as shipped", {}, None, LangevinSampler, {}),
+    "inter_op_1": ("1 inter-op thread", {}, (0, 1), LangevinSampler, {}),
+    "one_core": ("1 intra-op and 1 inter-op thread (one core)", {}, (1, 1), LangevinSampler, {}),
     "onednn": ("TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)", {"TF_ENABLE_ONEDNN_OPTS": "1"}, None,
-               LangevinSampler),
-    "parallel_iterations_2": ("while_loop parallel_iterations=2", {}, None, OverlappingSampler),
-    "box_muller": ("Box-Muller noise from stateless_uniform", {}, None, BoxMullerSampler),
-    "xla": ("tf.function(jit_compile=True)", {}, None, XLASampler),
+               LangevinSampler, {}),
+    "parallel_iterations_2": ("while_loop parallel_iterations=2", {}, None, OverlappingSampler,
+                              {}),
+    "box_muller": ("Box-Muller noise from stateless_uniform", {}, None, BoxMullerSampler, {}),
+    "xla": ("tf.function(jit_compile=True)", {}, None, XLASampler, {}),
+    "plain_first_conv": ("first layer a plain strided Conv2D (no space-to-depth)", {}, None,
+                         LangevinSampler, {"space_to_depth": False}),
 }
 
 
 def run_variant(name, network, batch_size, steps, repeats):
     """Median seconds of one chain under ablation ``name`` (run in a fresh process)."""
-    threads, sampler_class = ABLATIONS[name][2:]
+    threads, sampler_class, network_kwargs = ABLATIONS[name][2:]
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads[0])
         tf.config.threading.set_inter_op_parallelism_threads(threads[1])
-    _, energy, x0, sampler = chain_setup(network, batch_size, steps, sampler_class)
+    _, energy, x0, sampler = chain_setup(network, batch_size, steps, sampler_class, network_kwargs)
 
     def chain():
         sampler(energy, x0, seed=[0, 1]).numpy()
@@ -280,7 +285,7 @@ def ablations(network, batch_size, steps, rounds, repeats, record):
     seconds = {name: [] for name in ABLATIONS}
     load_before = os.getloadavg()
     for _ in range(rounds):
-        for name, (_, env, _, _) in ABLATIONS.items():
+        for name, (_, env, *_) in ABLATIONS.items():
             out = subprocess.run(
                 [sys.executable, __file__, "--variant", name, "--networks", network,
                  "--batch_sizes", str(batch_size), "--steps", str(steps), "--repeats", str(repeats)],

@@ -66,8 +66,13 @@ def formula_flops(network):
 def network_step_flops(name, num_outputs=10):
     """FLOPs per Langevin image-step of ``keras_ebm.networks.<name>`` with the JEM energy,
     by op type; the profiler's convolution and matmul counts are checked against the layer
-    formula (each dense layer runs once forward and once for the input gradient)."""
-    network = networks.get_network(name, input_shape=INPUT_SHAPES[name], num_outputs=num_outputs)
+    formula (each dense layer runs once forward and once for the input gradient).
+
+    Counted with a plain ``Conv2D`` first layer: the shipped space-to-depth layer computes
+    the same function with extra multiplications by zero, which are not useful work."""
+    plain = {"space_to_depth": False} if name in ("cnn", "cnn_wide") else {}
+    network = networks.get_network(name, input_shape=INPUT_SHAPES[name], num_outputs=num_outputs,
+                                   **plain)
     energy = lambda x: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
     total, by_type = langevin_step_flops(energy, INPUT_SHAPES[name])
     conv, dense = formula_flops(network)

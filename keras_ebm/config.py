@@ -73,6 +73,7 @@ class Config:
     eval_samples: int = 500  # unconditional samples per seed for the evaluation
     eval_steps: int = 500  # Langevin steps from noise for the evaluation
     eval_num_test: int = 10000  # test images used by the evaluation
+    eval_warm_start: float = 0.8  # share of a class-conditional chain's steps run on E(x) first
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     seed: int = 0
     # Devices (README: Multiple devices and machines)
@@ -106,6 +107,8 @@ class Config:
         if not 0 <= self.conditional_sampling <= 1:
             errors.append(f"--conditional_sampling must be a share in [0, 1], "
                           f"got {self.conditional_sampling}")
+        if not 0 <= self.eval_warm_start <= 1:
+            errors.append(f"--eval_warm_start must be a share in [0, 1], got {self.eval_warm_start}")
         if not 0 <= self.reinit_prob <= 1:
             errors.append(f"--reinit_prob must be in [0, 1], got {self.reinit_prob}")
         if not 0 <= self.beta_1 < 1:

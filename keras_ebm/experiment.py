@@ -328,6 +328,7 @@ def run(config):
         report = evaluation.evaluate_model(
             model, splits, os.path.join(run_dir, "evaluation"), pad=config.pad,
             num_samples=config.eval_samples, steps=config.eval_steps, num_test=config.eval_num_test,
+            warm_start=config.eval_warm_start,
         )
         log.info("Evaluation:\n%s", evaluation.format_table(report))
     if config.export and not guard.diverged:

@@ -164,7 +164,8 @@ class EBM(keras.Model):
         self.buffer.update(slots, samples)
         return tf.stop_gradient(samples)
 
-    def generate(self, num_samples, steps=None, labels=None, seed=0, snapshot_every=0):
+    def generate(self, num_samples, steps=None, labels=None, seed=0, snapshot_every=0,
+                 unconditional_steps=0):
         """Samples from fresh uniform noise (not from the replay buffer).
 
         Args:
@@ -173,10 +174,16 @@ class EBM(keras.Model):
             labels: optional class labels ``[num_samples]`` for ``E(x, y)``.
             seed: integer seed; the same seed gives the same samples.
             snapshot_every: if > 0 also return chain snapshots (see the sampler).
+            unconditional_steps: with ``labels``, run the first this many of the
+                ``steps`` on ``E(x)`` (noise to digit-like images) and the rest on
+                ``E(x, y)``: the chain still targets ``p(x|y)``, from a better start.
         """
-        if int(num_samples) < 1 or (steps is not None and int(steps) < 0):
-            raise ValueError(f"num_samples must be >= 1 and steps >= 0, got {num_samples} "
-                             f"and {steps}.")
+        steps = self.sampler.steps if steps is None else steps
+        if int(num_samples) < 1 or int(steps) < 0 or not 0 <= unconditional_steps <= int(steps):
+            raise ValueError(f"num_samples must be >= 1, steps >= 0 and unconditional_steps in "
+                             f"[0, steps], got {num_samples}, {steps} and {unconditional_steps}.")
+        if unconditional_steps and (labels is None or snapshot_every):
+            raise ValueError("unconditional_steps needs labels and no snapshot_every.")
         seeds = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
         x = self.uniform_noise(int(num_samples), seeds[0])
         if labels is not None:
@@ -188,6 +195,10 @@ class EBM(keras.Model):
                     f"labels must be {num_samples} class indices in [0, {self.num_outputs}), "
                     f"got {labels.numpy().tolist()}."
                 )
+        if unconditional_steps:
+            x = self._run_sampler(x, None, seeds[1], steps=unconditional_steps)
+            return self._run_sampler(x, labels, tf.random.experimental.stateless_fold_in(seeds[1], 1),
+                                     steps=int(steps) - unconditional_steps)
         return self._run_sampler(x, labels, seeds[1], steps=steps, snapshot_every=snapshot_every)
 
     # --- objective ----------------------------------------------------------

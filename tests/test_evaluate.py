@@ -56,6 +56,10 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     expected = np.mean(model.predict(test_x, verbose=0).argmax(-1) == splits.y_test[:500])
     assert results["accuracy"] == pytest.approx(expected) and 0 <= results["ece"] <= 1
     assert 0 <= results["conditional_sample_accuracy"] <= 1
+    assert 0 <= results["conditional_sample_accuracy_cold"] <= 1
+    assert results["conditional_unconditional_steps"] == 2  # 0.8 of 3 steps
+    with pytest.raises(ValueError, match="warm_start"):
+        evaluate.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
     assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob"}
     assert os.path.isfile(tmp_path / "reliability.png")
     assert "test accuracy" in evaluate.format_table(results)
@@ -70,6 +74,8 @@ def test_cli_writes_into_the_run_directory(tmp_path, capsys):
     assert results["num_test"] == 50
     assert "classifier FID" in capsys.readouterr().out
     assert evaluate.main([str(tmp_path / "nothing")]) == 2
+    assert evaluate.main([str(run_dir), "--warm_start", "2"]) == 2
+    assert "--warm_start must be a share" in capsys.readouterr().err
 
 
 def test_padded_models_are_judged_on_unpadded_images(tmp_path):

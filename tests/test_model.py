@@ -133,6 +133,26 @@ def test_a_share_of_conditional_negatives():
         small_jem(conditional_sampling=1.5)
 
 
+def test_warm_started_conditional_generation():
+    # The first unconditional_steps run on E(x), the rest on E(x, y), from the same noise.
+    model = small_jem()
+    labels = tf.constant([0, 3, 7, 9])
+    all_marginal = model.generate(4, steps=5, labels=labels, seed=3, unconditional_steps=5)
+    np.testing.assert_array_equal(all_marginal, model.generate(4, steps=5, seed=3))
+    first = model.generate(4, steps=2, seed=3)
+    seed = tf.random.experimental.stateless_split(tf.constant([3, 0], tf.int64), 2)[1]
+    expected = model.sampler(model.conditional_energy, first, steps=3, condition=labels,
+                             seed=tf.random.experimental.stateless_fold_in(seed, 1))
+    warm = model.generate(4, steps=5, labels=labels, seed=3, unconditional_steps=2)
+    np.testing.assert_allclose(warm, expected, atol=1e-6)
+    cold = model.generate(4, steps=5, labels=labels, seed=3)
+    assert np.abs(warm.numpy() - cold.numpy()).max() > 0
+    with pytest.raises(ValueError, match="unconditional_steps in"):
+        model.generate(4, steps=5, labels=labels, unconditional_steps=6)
+    with pytest.raises(ValueError, match="needs labels"):
+        model.generate(4, steps=5, unconditional_steps=2)
+
+
 def test_generate_is_deterministic_per_seed_and_in_range():
     model = small_jem()
     a = model.generate(6, steps=5, seed=1).numpy()

@@ -54,3 +54,40 @@ def test_one_output_head_for_the_unconditional_ebm():
 def test_unknown_network_name():
     with pytest.raises(ValueError, match="Unknown network 'vgg'.*mlp, cnn"):
         networks.get_network("vgg")
+
+
+@pytest.mark.parametrize("kernel_size, channels, size", [(5, 1, 28), (3, 2, 14), (4, 1, 8),
+                                                         (1, 3, 6), (7, 1, 32), (3, 1, 7)])
+def test_space_to_depth_conv_equals_conv2d(kernel_size, channels, size):
+    # Same weights, same outputs and same gradients (inputs and kernel) as Conv2D;
+    # the odd size (7) takes the Conv2D fallback.
+    plain = keras.layers.Conv2D(4, kernel_size, strides=2, padding="same")
+    fast = networks.SpaceToDepthConv2D(4, kernel_size, strides=2, padding="same")
+    x = tf.random.stateless_uniform([3, size, size, channels], seed=[1, 2], minval=-1, maxval=1)
+    plain.build(x.shape)
+    fast.build(x.shape)
+    kernel = tf.random.stateless_normal(plain.kernel.shape, seed=[3, 4])
+    for layer in (plain, fast):
+        layer.set_weights([kernel.numpy(), np.arange(4, dtype="float32")])
+
+    def outputs_and_grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.sin(y))
+        return [y, *tape.gradient(loss, [x, layer.kernel])]
+
+    for a, b in zip(outputs_and_grads(plain), outputs_and_grads(fast)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_space_to_depth_first_layer_keeps_the_network_function():
+    x = tf.random.stateless_uniform([4, 28, 28, 1], seed=[7, 8], minval=-1, maxval=1)
+    keras.utils.set_random_seed(0)
+    fast = networks.get_network("cnn_wide")
+    keras.utils.set_random_seed(0)
+    plain = networks.cnn_wide(space_to_depth=False)
+    assert isinstance(fast.layers[1], networks.SpaceToDepthConv2D)
+    assert type(plain.layers[1]) is keras.layers.Conv2D
+    plain.set_weights(fast.get_weights())
+    np.testing.assert_allclose(fast(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
