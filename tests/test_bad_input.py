@@ -42,7 +42,7 @@ def model():
      r"Images must be floats .* got uint8; scale uint8 pixels with keras_ebm.data.preprocess"),
     (lambda m: m.conditional_energy(np.zeros((2, 28, 28, 1), np.int32), [0, 1]), "got int32"),
     (lambda m: m.generate(0), "num_samples must be >= 1"),
-    (lambda m: m.generate(2, steps=-1), "steps >= 0, got 2 and -1"),
+    (lambda m: m.generate(2, steps=-1), "steps >= 0 and unconditional_steps in \\[0, steps\\], got 2, -1"),
     (lambda m: m.generate(3, steps=1, labels=[1, 2]), r"labels must be 3 class indices"),
     (lambda m: m.generate(2, steps=1, labels=[1, 10]), r"in \[0, 10\), got \[1, 10\]"),
 ])
