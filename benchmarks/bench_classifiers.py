@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from bench_mnist import HERE, ROOT, machine
+from bench_mnist import HERE, ROOT, append_results, machine
 
 
 def main(epochs, resnet_epochs):
@@ -43,8 +43,7 @@ def main(epochs, resnet_epochs):
         "| OOD AUROC max p(y\\|x), same sets | training time |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows) + "\n"
     )
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(section)
+    append_results(section)
     print(section)
 
 

@@ -19,19 +19,27 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
 def machine():
+    """This machine as the results tables describe it: cores, CPU model, TensorFlow."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
-    return f"{os.cpu_count()} cores, {cpu}"
+    return f"{os.cpu_count()} cores, {cpu}, TensorFlow {metadata.version('tensorflow')}"
+
+
+def append_results(section):
+    """Append a section (markdown) to ``benchmarks/RESULTS.md``."""
+    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
+        f.write(section)
 
 
 def record(run_dir, command, wall=None):
@@ -99,8 +107,7 @@ def record(run_dir, command, wall=None):
         "including replay-buffer states)" + (f", `{model}_mnist_reliability.png`" if classifier_rows else "")
         + ".\n"
     )
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(section)
+    append_results(section)
     print(section)
 
 

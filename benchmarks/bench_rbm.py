@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from bench_mnist import machine  # noqa: E402
+from bench_mnist import append_results, machine  # noqa: E402
 
 # 500 hidden units as in Salakhutdinov & Murray (2008); PCD-1 with 100 chains (Tieleman 2008).
 # Adam lr 3e-3, beta_1 0.5, from pilots on 10000 images (see RESULTS.md): beta_1 0.5 beat 0.9,
@@ -116,8 +116,7 @@ def record(run_dir, command, wall=None):
         f"after {SAMPLE_STEPS} Gibbs steps from uniform random binary images, persistent "
         "chains), `rbm_mnist_chain.png` (Gibbs chains from noise).\n"
     )
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(section)
+    append_results(section)
     print(section)
 
 

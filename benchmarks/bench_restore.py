@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import keras_ebm  # noqa: E402,F401  (registers the model classes)
-from bench_mnist import ROOT, machine  # noqa: E402
+from bench_mnist import ROOT, append_results, machine  # noqa: E402
 from keras_ebm import data, plotting, restore  # noqa: E402
 
 RUN_CHECKPOINT = os.path.join(HERE, "runs", "jem-mnist-20261124-003322", "checkpoints",
@@ -125,8 +125,7 @@ def main(model_path, sigma, max_steps, seed=0):
         f"{table}\nFigure: `benchmarks/figures/restore_grid.png`.\n"
     )
     print(section)
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(section)
+    append_results(section)
 
 
 def default_model():

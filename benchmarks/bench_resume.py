@@ -13,7 +13,6 @@ Prints the figures and appends them to ``benchmarks/RESULTS.md``.
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from bench_mnist import append_results, machine  # noqa: E402
 from keras_ebm import config as config_lib, data, experiment, state  # noqa: E402
 
 
@@ -77,15 +77,14 @@ def main(argv=None):
     print("\n".join(lines))
     if args.no_record:
         return
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(
-            f"\n## Resume cost for the default JEM ({time.strftime('%Y-%m-%d')})\n\n"
-            f"Command: `python benchmarks/bench_resume.py --repeats {args.repeats}`. Machine: "
-            f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, CPU only. "
-            "Default `train.py` JEM (`cnn_wide`, replay buffer 10000) on bundled MNIST; "
-            f"medians of {args.repeats} (training step: of 20).\n\n```\n"
-            + "\n".join(lines) + "\n```\n"
-        )
+    append_results(
+        f"\n## Resume cost for the default JEM ({time.strftime('%Y-%m-%d')})\n\n"
+        f"Command: `python benchmarks/bench_resume.py --repeats {args.repeats}`. Machine: "
+        f"{machine()}, CPU only. "
+        "Default `train.py` JEM (`cnn_wide`, replay buffer 10000) on bundled MNIST; "
+        f"medians of {args.repeats} (training step: of 20).\n\n```\n"
+        + "\n".join(lines) + "\n```\n"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import tensorflow as tf
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import roofline  # noqa: E402
+from bench_mnist import append_results, machine  # noqa: E402
 from keras_ebm import networks  # noqa: E402
 from keras_ebm.buffer import ReplayBuffer  # noqa: E402
 from keras_ebm.sampler import LangevinSampler  # noqa: E402
@@ -123,11 +123,6 @@ def thread_settings(torch_worker):
     if torch_worker:
         text += f"; PyTorch {torch_worker.info['version']}, torch.set_num_threads({torch_worker.info['threads']})"
     return text
-
-
-def machine():
-    return (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), CPU only, "
-            f"TensorFlow {tf.__version__}")
 
 
 def interleaved(jobs, repeats):
@@ -298,7 +293,7 @@ def ablations(network, batch_size, steps, rounds, repeats, record):
     lines = [f"\n## Sampler speed: what was tried ({time.strftime('%Y-%m-%d %H:%M')})\n",
              f"Command: `python benchmarks/bench_sampler.py --ablations --networks {network} "
              f"--batch_sizes {batch_size} --steps {steps} --repeats {repeats} --rounds {rounds}`\n",
-             f"Machine: {machine()}. Load average (1 min) {load_before[0]:.1f} before, "
+             f"Machine: {machine()}, CPU only. Load average (1 min) {load_before[0]:.1f} before, "
              f"{load_after[0]:.1f} after. `{network}`, batch {batch_size}, {steps} steps; each variant "
              f"in a fresh process, {rounds} rounds in turns, median of the rounds' medians of "
              f"{repeats} chains.\n",
@@ -311,8 +306,7 @@ def ablations(network, batch_size, steps, rounds, repeats, record):
     section = "\n".join(lines)
     print(section)
     if record:
-        with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-            f.write(section)
+        append_results(section)
 
 
 def main(networks_, batch_sizes, steps_list, repeats, threads, record):
@@ -338,7 +332,7 @@ def main(networks_, batch_sizes, steps_list, repeats, threads, record):
              f"Command: `python benchmarks/bench_sampler.py --networks {' '.join(networks_)} "
              f"--batch_sizes {' '.join(map(str, batch_sizes))} --steps {' '.join(map(str, steps_list))} "
              f"--repeats {repeats}" + (f" --threads {threads}" if threads != os.cpu_count() else "") + "`\n",
-             f"Machine: {machine()}; {thread_settings(torch_worker)}. Load average (1 min) "
+             f"Machine: {machine()}, CPU only; {thread_settings(torch_worker)}. Load average (1 min) "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Median of {repeats} interleaved "
              "chains per cell, image-steps/s (higher is better).\n"]
     for name in networks_:
@@ -382,8 +376,7 @@ def main(networks_, batch_sizes, steps_list, repeats, threads, record):
         figure = os.path.join(HERE, "figures", "roofline.png")
         plot_roofline(rates, flops, peaks, figure)
         section += "\nFigure: `benchmarks/figures/roofline.png`.\n"
-        with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-            f.write(section)
+        append_results(section)
         print(f"Appended to benchmarks/RESULTS.md; figure {figure}.")
 
 

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from bench_mnist import machine  # noqa: E402
+from bench_mnist import append_results, machine  # noqa: E402
 from keras_ebm.toy import DENSITIES  # noqa: E402
 
 # One recipe for every density: unadjusted Langevin (noise sqrt(2 * step)) with
@@ -78,8 +78,7 @@ def main(names, extra):
         "steps), `toy_NAME_histogram.png` (final particles against the true density).\n"
     )
     print(section)
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write(section)
+    append_results(section)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import time
 
 import tensorflow as tf
 
-from bench_sampler import (LABELS, eager_langevin, interleaved, machine, set_threads,
+from bench_mnist import append_results, machine
+from bench_sampler import (LABELS, eager_langevin, interleaved, set_threads,
                            start_torch_worker, thread_settings)
 from keras_ebm import data, experiment
 from keras_ebm.config import Config
@@ -98,7 +99,7 @@ def main(iterations, repeats, threads, record):
     lines = [f"\n## JEM training iterations: keras_ebm vs eager loop vs PyTorch ({time.strftime('%Y-%m-%d %H:%M')})\n",
              f"Command: `python benchmarks/bench_train.py --iterations {iterations} --repeats {repeats}"
              + (f" --threads {threads}" if threads != os.cpu_count() else "") + "`\n",
-             f"Machine: {machine()}; {thread_settings(torch_worker)}. Load average (1 min) "
+             f"Machine: {machine()}, CPU only; {thread_settings(torch_worker)}. Load average (1 min) "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. The default JEM of `train.py` "
              f"(`{config.network}`, batch {config.batch_size}, {config.langevin_steps} Langevin steps, "
              f"buffer {config.buffer_size}, Adam); median of {repeats} interleaved runs of {iterations} "
@@ -113,8 +114,7 @@ def main(iterations, repeats, threads, record):
     section = "\n".join(lines)
     print(section)
     if record:
-        with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-            f.write(section)
+        append_results(section)
 
 
 if __name__ == "__main__":
