@@ -3,11 +3,11 @@
 import os
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
+
 
 def run_notebook(name, parameters):
     nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
