@@ -301,8 +301,8 @@ class JEM(EBM):
     With ``px_weight=0`` no Langevin sampling is done and the model is a plain
     classifier (the baseline for calibration and OOD comparisons). With
     ``conditional_sampling=True`` negatives are drawn from ``E(x, y)`` for
-    random labels from a class-partitioned buffer; a number in ``(0, 1)`` draws
-    that share of them so and the rest from ``E(x)``.
+    random labels from a class-partitioned buffer; with a number in ``(0, 1)``
+    only that share of them, the rest from ``E(x)``.
 
     Args:
         ce_weight: weight of the cross-entropy term.
@@ -344,14 +344,15 @@ class JEM(EBM):
     def negative_labels(self, labels):
         if not self.conditional_sampling:
             return None
-        seeds = tf.random.experimental.stateless_split(self._next_seed(), 2)
+        seed = self._next_seed()
         random_labels = tf.random.stateless_uniform(
-            tf.shape(labels)[:1], seed=seeds[0], maxval=self.num_outputs, dtype=tf.int32
+            tf.shape(labels)[:1], seed=seed, maxval=self.num_outputs, dtype=tf.int32
         )
         if self.conditional_sampling == 1.0:
             return random_labels
         # -1: an unconditional chain, started from any buffer slot.
-        conditional = tf.random.stateless_uniform(tf.shape(labels)[:1], seed=seeds[1])
+        conditional = tf.random.stateless_uniform(
+            tf.shape(labels)[:1], seed=tf.random.experimental.stateless_fold_in(seed, 1))
         return tf.where(conditional < self.conditional_sampling, random_labels, -1)
 
     def loss_terms(self, scores_real, scores_sample, labels):
