@@ -75,11 +75,10 @@ def record(run_dir, command, wall=None):
             f"| test accuracy | {100 * test['accuracy']:.2f}% |\n"
             f"| expected calibration error (15 bins) | {100 * test['ece']:.2f}% |\n"
             f"| conditional-sample accuracy (reference classifier, {ev['langevin_steps']} steps "
-            f"from noise, the first {ev.get('conditional_unconditional_steps', 0)} on E(x)) | "
-            f"{100 * ev['conditional_sample_accuracy']:.1f}% |\n"
-            + (f"| conditional-sample accuracy, all {ev['langevin_steps']} steps on E(x, y) | "
-               f"{100 * ev['conditional_sample_accuracy_cold']:.1f}% |\n"
-               if "conditional_sample_accuracy_cold" in ev else "")
+            f"from noise on E(x, y)) | {100 * ev['conditional_sample_accuracy']:.1f}% |\n"
+            + (f"| the same, first {ev['conditional_unconditional_steps']} steps on E(x) | "
+               f"{100 * ev['conditional_sample_accuracy_warm']:.1f}% |\n"
+               if "conditional_sample_accuracy_warm" in ev else "")
         )
     section = (
         f"\n## {model.upper()} on MNIST ({time.strftime('%Y-%m-%d')})\n\n"

@@ -28,7 +28,8 @@ class Config:
     validation_size: int = 5000  # training images held out for validation
     pad: int = 0  # zero-pad images by this many pixels per side (2 gives 32x32, as in the book)
     dequantize: bool = False  # add uniform noise of one grey level to real images
-    shift: int = 0  # augmentation: translate training images by up to this many pixels
+    # augmentation: translate training images by up to this many pixels (default 1; 0 for toy:NAME)
+    shift: typing.Optional[int] = None
     # Optimisation
     epochs: int = 18
     batch_size: int = 128
@@ -73,12 +74,16 @@ class Config:
     eval_samples: int = 500  # unconditional samples per seed for the evaluation
     eval_steps: int = 500  # Langevin steps from noise for the evaluation
     eval_num_test: int = 10000  # test images used by the evaluation
-    eval_warm_start: float = 0.8  # share of a class-conditional chain's steps run on E(x) first
+    eval_warm_start: float = 0.8  # also score conditional chains that run this share on E(x) first
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     seed: int = 0
     # Devices (README: Multiple devices and machines)
     strategy: str = "auto"  # auto (mirrored with 2+ GPUs), default, mirrored or multiworker
     mixed_precision: str = "none"  # bfloat16 or float16 compute; weights, energies in float32
+
+    def __post_init__(self):
+        if self.shift is None:
+            self.shift = 0 if self.dataset.startswith("toy:") else 1
 
     def validate(self):
         """Raise ``ValueError`` naming the bad field and the fix."""

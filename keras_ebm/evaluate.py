@@ -10,10 +10,9 @@ directory (or ``--out``) and prints a short table. From Python:
 Sample quality is judged by a fixed reference classifier
 (:mod:`keras_ebm.reference`), never by the model itself:
 
-* ``conditional_sample_accuracy``: share of class-conditional samples read as their label
-  (chains from noise: the first ``warm_start`` share of the steps on ``E(x)``, the rest
-  on ``E(x, y)``); ``conditional_sample_accuracy_cold`` is the same with every step on
-  ``E(x, y)``;
+* ``conditional_sample_accuracy``: share of class-conditional samples (every step on
+  ``E(x, y)`` from noise) read as their label; ``conditional_sample_accuracy_warm`` is the
+  same for chains that run their first ``warm_start`` share of the steps on ``E(x)``;
 * ``label_coverage``: classes the reference finds among unconditional samples
   (a class counts when it holds at least 2% of them);
 * ``classifier_fid``: Fréchet distance between reference-classifier features of
@@ -151,11 +150,11 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
     if isinstance(model, JEM):
         per_class = max(1, num_samples // 10)
         labels = np.repeat(np.arange(10, dtype=np.int32), per_class)
-        cold = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0]).numpy(), pad)
-        results["conditional_sample_accuracy_cold"] = reference.label_accuracy(classifier, cold, labels)
-        cond = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0],
-                                    unconditional_steps=int(warm_start * steps)).numpy(), pad)
+        cond = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0]).numpy(), pad)
         results["conditional_sample_accuracy"] = reference.label_accuracy(classifier, cond, labels)
+        warm = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0],
+                                    unconditional_steps=int(warm_start * steps)).numpy(), pad)
+        results["conditional_sample_accuracy_warm"] = reference.label_accuracy(classifier, warm, labels)
         for c in range(10):
             rows[f"E(x, y={c})"] = cond[c * per_class:c * per_class + 10]
     plotting.save_grid(rows, os.path.join(out_dir, "samples.png"),
@@ -185,8 +184,8 @@ def format_table(results):
     if "conditional_sample_accuracy" in results:
         lines.append(f"conditional sample acc  {100 * results['conditional_sample_accuracy']:.1f}% "
                      f"(first {results['conditional_unconditional_steps']} of "
-                     f"{results['langevin_steps']} steps on E(x); all on E(x, y): "
-                     f"{100 * results['conditional_sample_accuracy_cold']:.1f}%)")
+                     f"{results['langevin_steps']} steps on E(x): "
+                     f"{100 * results['conditional_sample_accuracy_warm']:.1f}%)")
     near = results["nearest_train_distance"]
     lines.append(f"nearest-train L2        samples {near['samples']:.2f}, "
                  f"test images {near['test_images']:.2f}")
@@ -204,7 +203,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=500, help="Langevin steps from noise")
     parser.add_argument("--num_test", type=int, default=10000, help="test images used")
     parser.add_argument("--warm_start", type=float, default=0.8,
-                        help="share of a class-conditional chain's steps run on E(x) first")
+                        help="also score conditional chains that run this share of their steps on E(x) first")
     args = parser.parse_args(argv)
     try:
         if args.samples < 10 or args.steps < 0 or args.num_test < 10:

@@ -56,7 +56,7 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     expected = np.mean(model.predict(test_x, verbose=0).argmax(-1) == splits.y_test[:500])
     assert results["accuracy"] == pytest.approx(expected) and 0 <= results["ece"] <= 1
     assert 0 <= results["conditional_sample_accuracy"] <= 1
-    assert 0 <= results["conditional_sample_accuracy_cold"] <= 1
+    assert 0 <= results["conditional_sample_accuracy_warm"] <= 1
     assert results["conditional_unconditional_steps"] == 2  # 0.8 of 3 steps
     with pytest.raises(ValueError, match="warm_start"):
         evaluate.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
