@@ -34,7 +34,7 @@ class SpaceToDepthConv2D(layers.Conv2D):
     Same weights, config and outputs (to float rounding) as ``Conv2D``; the
     kernel is rearranged on the fly, so gradients reach it unchanged. On CPU
     this is faster for thin inputs, e.g. the first 5x5 layer on 1-channel
-    images (``python benchmarks/bench_sampler.py --ablations``). Other shapes
+    images (benchmarks/RESULTS.md, "First layer as a space-to-depth convolution"). Other shapes
     (odd sizes, other strides) fall back to ``Conv2D``.
     """
 
