@@ -33,7 +33,9 @@ def machine():
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
-    return f"{os.cpu_count()} cores, {cpu}, TensorFlow {metadata.version('tensorflow')}"
+    onednn = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") == "0" else "on"  # keras_ebm's default
+    return (f"{os.cpu_count()} cores, {cpu}, TensorFlow {metadata.version('tensorflow')} "
+            f"(oneDNN kernels {onednn})")
 
 
 def append_results(section):

@@ -27,14 +27,13 @@ import os
 import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import keras_ebm  # noqa: E402,F401  (registers the model classes)
+import keras_ebm  # noqa: E402,F401  (first: registers the model classes, sets TensorFlow options)
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from bench_mnist import ROOT, append_results, machine  # noqa: E402
 from keras_ebm import data, plotting, restore  # noqa: E402
 

@@ -34,12 +34,11 @@ import subprocess
 import sys
 import time
 
-import keras
-import tensorflow as tf
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import roofline  # noqa: E402
+import roofline  # noqa: E402  (first: imports keras_ebm before TensorFlow)
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from bench_mnist import append_results, machine  # noqa: E402
 from keras_ebm import networks  # noqa: E402
 from keras_ebm.buffer import ReplayBuffer  # noqa: E402
@@ -214,6 +213,16 @@ class OverlappingSampler(LangevinSampler):
     parallel_iterations = 2
 
 
+class SplitBatchSampler(LangevinSampler):
+    """The energy gradients of the batch's two halves as independent ops (one per core)."""
+
+    def gradient(self, energy_fn, x):
+        halves = []
+        for half in tf.split(x, 2):
+            halves.append(super().gradient(energy_fn, half))
+        return tf.concat(halves, 0)
+
+
 class XLASampler(LangevinSampler):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -226,13 +235,15 @@ ABLATIONS = {
     "default": ("as shipped", {}, None, LangevinSampler, {}),
     "inter_op_1": ("1 inter-op thread", {}, (0, 1), LangevinSampler, {}),
     "one_core": ("1 intra-op and 1 inter-op thread (one core)", {}, (1, 1), LangevinSampler, {}),
-    "onednn": ("TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)", {"TF_ENABLE_ONEDNN_OPTS": "1"}, None,
-               LangevinSampler, {}),
+    "eigen": ("TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's Eigen kernels, not oneDNN)",
+              {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, LangevinSampler, {}),
+    "split_batch_2": ("energy gradients of the two batch halves side by side", {}, None,
+                      SplitBatchSampler, {}),
     "parallel_iterations_2": ("while_loop parallel_iterations=2", {}, None, OverlappingSampler,
                               {}),
     "box_muller": ("Box-Muller noise from stateless_uniform", {}, None, BoxMullerSampler, {}),
     "xla": ("tf.function(jit_compile=True)", {}, None, XLASampler, {}),
-    "plain_first_conv": ("first layer a plain strided Conv2D (no space-to-depth)", {}, None,
+    "plain_first_conv": ("first layer a plain Conv2D (no space-to-depth input gradient)", {}, None,
                          LangevinSampler, {"space_to_depth": False}),
 }
 

@@ -23,11 +23,10 @@ import argparse
 import os
 import time
 
-import tensorflow as tf
-
 from bench_mnist import append_results, machine
-from bench_sampler import (LABELS, eager_langevin, interleaved, set_threads,
+from bench_sampler import (LABELS, eager_langevin, interleaved, set_threads,  # before TensorFlow
                            start_torch_worker, thread_settings)
+import tensorflow as tf
 from keras_ebm import data, experiment
 from keras_ebm.config import Config
 

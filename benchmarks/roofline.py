@@ -8,14 +8,15 @@ compare them with the peaks and draw ``benchmarks/figures/roofline.png``.
 
 import argparse
 import collections
+import functools
 import os
 import sys
 import time
 
-import keras
-import tensorflow as tf
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import keras_ebm  # noqa: E402,F401  (before TensorFlow: the package's TensorFlow settings)
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from keras_ebm import networks  # noqa: E402
 from keras_ebm.sampler import LangevinSampler  # noqa: E402
 
@@ -120,22 +121,35 @@ def measure_peaks(repeats=5):
 
 
 def conv_layer_rates(name, batch_size=128, repeats=5):
-    """GFLOP/s of each convolution of ``networks.<name>``: forward and input gradient
-    (``Conv2DBackpropInput``), timed alone at ``batch_size``."""
+    """GFLOP/s of each convolution of ``networks.<name>``, timed alone at ``batch_size``:
+    forward and input gradient, each through the layer's own ``convolution_op`` (the
+    shipped path); a :class:`SpaceToDepthConv2D` is also timed as a plain ``Conv2D``."""
     network = networks.get_network(name, input_shape=INPUT_SHAPES[name])
     rows = []
     for layer in (layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)):
         x = tf.random.normal((batch_size,) + tuple(layer.input.shape[1:]))
-        kernel, strides = layer.kernel, layer.strides
-        y_shape = (batch_size,) + tuple(layer.output.shape[1:])
-        dy = tf.random.normal(y_shape)
-        forward = tf.function(lambda x: tf.nn.conv2d(x, kernel, strides, "SAME"))
-        backward = tf.function(lambda dy: tf.nn.conv2d_transpose(dy, kernel, x.shape, strides, "SAME"))
+        kernel = tf.convert_to_tensor(layer.kernel)
+        dy = tf.random.normal((batch_size,) + tuple(layer.output.shape[1:]))
         kh, kw, cin, cout = kernel.shape
-        flops = 2 * batch_size * y_shape[1] * y_shape[2] * cout * kh * kw * cin
-        rows.append((f"{kh}x{kw} {cin}->{cout} on {x.shape[1]}x{x.shape[2]}",
-                     _best_rate(lambda: forward(x).numpy(), flops, repeats),
-                     _best_rate(lambda: backward(dy).numpy(), flops, repeats)))
+        flops = 2 * batch_size * dy.shape[1] * dy.shape[2] * cout * kh * kw * cin
+        description = f"{kh}x{kw} {cin}->{cout} on {x.shape[1]}x{x.shape[2]}"
+        paths = [(description, layer.convolution_op)]
+        if isinstance(layer, networks.SpaceToDepthConv2D):
+            paths = [(description + " (space-to-depth input gradient, shipped)", layer.convolution_op),
+                     (description + " (plain Conv2D)",
+                      functools.partial(keras.layers.Conv2D.convolution_op, layer))]
+        for label, convolution in paths:
+            forward = tf.function(lambda x, convolution=convolution: convolution(x, kernel))
+
+            @tf.function
+            def input_gradient(dy, convolution=convolution):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = convolution(x, kernel)
+                return tape.gradient(y, x, output_gradients=dy)
+
+            rows.append((label, _best_rate(lambda: forward(x).numpy(), flops, repeats),
+                         _best_rate(lambda: input_gradient(dy).numpy(), flops, repeats)))
     return rows
 
 

@@ -2,7 +2,17 @@
 
 Importing the package registers the model classes, so ``keras.saving.load_model``
 can read ``.keras`` files written by keras_ebm.
+
+Importing it before TensorFlow also turns on TensorFlow's oneDNN CPU kernels
+(``TF_ENABLE_ONEDNN_OPTS=1``, TensorFlow's default on Intel CPUs only): faster
+Langevin sampling and training on CPU (benchmarks/RESULTS.md). Set
+``TF_ENABLE_ONEDNN_OPTS=0`` to keep TensorFlow's Eigen kernels.
 """
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read once, when TensorFlow is imported
+
 
 from keras_ebm.buffer import ReplayBuffer
 from keras_ebm.config import Config

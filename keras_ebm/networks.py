@@ -28,14 +28,16 @@ def _scores(units, spectral_norm):
 
 @keras.saving.register_keras_serializable(package="keras_ebm")
 class SpaceToDepthConv2D(layers.Conv2D):
-    """``Conv2D`` with stride 2 and ``"same"`` padding, computed as a stride-1
-    convolution over 2x2 space-to-depth blocks of the input.
+    """``Conv2D`` (stride 2, ``"same"`` padding) whose *input gradient* is computed
+    as a stride-1 convolution over 2x2 space-to-depth blocks of the input.
 
-    Same weights, config and outputs (to float rounding) as ``Conv2D``; the
-    kernel is rearranged on the fly, so gradients reach it unchanged. On CPU
-    this is faster for thin inputs, e.g. the first 5x5 layer on 1-channel
-    images (benchmarks/RESULTS.md, "First layer as a space-to-depth convolution"). Other shapes
-    (odd sizes, other strides) fall back to ``Conv2D``.
+    The forward pass and the kernel gradient are ``Conv2D``'s; only the input
+    gradient, which every Langevin step needs, takes the block route, because
+    TensorFlow's CPU kernels are slow at the input gradient of a strided layer
+    on thin inputs, e.g. the first 5x5 layer on 1-channel images
+    (benchmarks/RESULTS.md, "First layer: plain forward, space-to-depth input
+    gradient"). Same weights, config and gradients (to float rounding) as
+    ``Conv2D``. Other shapes (odd sizes, other strides) are plain ``Conv2D``.
     """
 
     @staticmethod
@@ -48,13 +50,15 @@ class SpaceToDepthConv2D(layers.Conv2D):
         before = (pad_before + extra) // 2
         return (extra, 2 * blocks - kernel_size - extra), blocks, (before, blocks - 1 - before)
 
-    def convolution_op(self, inputs, kernel):
+    def _uses_blocks(self, inputs):
         height, width = inputs.shape[1], inputs.shape[2]
-        if (tuple(self.strides) != (2, 2) or self.padding != "same"
-                or self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1)
-                or self.groups != 1 or height is None or width is None
-                or height % 2 or width % 2):
-            return super().convolution_op(inputs, kernel)
+        return (tuple(self.strides) == (2, 2) and self.padding == "same"
+                and self.data_format == "channels_last" and tuple(self.dilation_rate) == (1, 1)
+                and self.groups == 1 and height is not None and width is not None
+                and not height % 2 and not width % 2)
+
+    def _input_gradient(self, upstream, inputs, kernel):
+        """d outputs / d inputs as the transpose of the stride-1 block convolution."""
         kernel_h, kernel_w, channels, filters = kernel.shape
         grow_h, blocks_h, pad_h = self._blocks_plan(kernel_h)
         grow_w, blocks_w, pad_w = self._blocks_plan(kernel_w)
@@ -62,8 +66,28 @@ class SpaceToDepthConv2D(layers.Conv2D):
         kernel = tf.reshape(kernel, [blocks_h, 2, blocks_w, 2, channels, filters])
         kernel = tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]),
                             [blocks_h, blocks_w, 4 * channels, filters])
-        return tf.nn.conv2d(tf.nn.space_to_depth(inputs, 2), kernel, 1,
-                            [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+        shape = tf.shape(inputs)
+        blocks_shape = tf.stack([shape[0], shape[1] // 2, shape[2] // 2, 4 * channels])
+        blocks = tf.nn.conv2d_transpose(upstream, kernel, blocks_shape, 1,
+                                        [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+        return tf.nn.depth_to_space(blocks, 2)
+
+    def convolution_op(self, inputs, kernel):
+        if not self._uses_blocks(inputs):
+            return super().convolution_op(inputs, kernel)
+        plain = super().convolution_op
+
+        @tf.custom_gradient
+        def convolution(inputs, kernel):
+            def gradient(upstream):
+                kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
+                    input=inputs, filter_sizes=tf.shape(kernel), out_backprop=upstream,
+                    strides=[1, 2, 2, 1], padding="SAME")
+                return self._input_gradient(upstream, inputs, kernel), kernel_gradient
+
+            return plain(inputs, kernel), gradient
+
+        return convolution(inputs, tf.convert_to_tensor(kernel))
 
 
 def _conv(filters, kernel_size, strides, spectral_norm, space_to_depth=False, **kwargs):
@@ -87,8 +111,8 @@ def cnn(input_shape=(28, 28, 1), num_outputs=10, filters=(16, 32, 64, 64), dense
     """The Generative Deep Learning / UvA swish CNN: four strided convolutions.
 
     The defaults are the book's 16/32/64/64 channels; ``filters`` widens it.
-    ``space_to_depth`` computes the first layer as :class:`SpaceToDepthConv2D`
-    (same results, faster on CPU).
+    ``space_to_depth`` makes the first layer a :class:`SpaceToDepthConv2D`
+    (same results, a faster input gradient on CPU).
     """
     inputs = keras.Input(input_shape)
     x = inputs

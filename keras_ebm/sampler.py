@@ -149,9 +149,13 @@ class LangevinSampler:
         """Standard-normal noise of one step; the same seed gives the same noise."""
         return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
 
+    def gradient(self, energy_fn, x):
+        """``d energy_fn / d x`` for the batch ``x``."""
+        return energy_gradient(energy_fn, x)[1]
+
     def step(self, energy_fn, x, noise):
         """One Langevin update of ``x`` given standard-normal ``noise``."""
-        _, grad = energy_gradient(energy_fn, x)
+        grad = self.gradient(energy_fn, x)
         if self.grad_clip is not None:
             grad = tf.clip_by_value(grad, -self.grad_clip, self.grad_clip)
         x = x - self.step_size * grad + self.noise_std * noise

@@ -81,6 +81,26 @@ def test_space_to_depth_conv_equals_conv2d(kernel_size, channels, size):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_space_to_depth_conv_input_gradient_takes_the_block_route():
+    # Forward as Conv2D; the input gradient through the 2x2 blocks (DepthToSpace).
+    layer = networks.SpaceToDepthConv2D(4, 5, strides=2, padding="same")
+    layer.build((None, 28, 28, 1))
+
+    def op_types(fn, x):
+        return {op.type for op in tf.function(fn).get_concrete_function(x).graph.get_operations()}
+
+    def input_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return tape.gradient(y, x)
+
+    even, odd = tf.TensorSpec([2, 28, 28, 1]), tf.TensorSpec([2, 27, 27, 1])
+    assert "SpaceToDepth" not in op_types(layer, even)
+    assert "DepthToSpace" in op_types(input_gradient, even)
+    assert "DepthToSpace" not in op_types(input_gradient, odd)
+
+
 def test_space_to_depth_first_layer_keeps_the_network_function():
     x = tf.random.stateless_uniform([4, 28, 28, 1], seed=[7, 8], minval=-1, maxval=1)
     keras.utils.set_random_seed(0)

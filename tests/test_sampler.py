@@ -106,7 +106,7 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
         LangevinSampler(**kwargs)
 
 
-def test_noise_can_be_overridden_and_overlapping_iterations_give_the_same_chain():
+def test_noise_and_gradient_can_be_overridden_and_overlapping_iterations_give_the_same_chain():
     # A subclass's noise() is what the chain adds: constant noise 1 with no gradient
     # moves every coordinate by noise_scale per step.
     class UnitNoise(LangevinSampler):
@@ -120,9 +120,16 @@ def test_noise_can_be_overridden_and_overlapping_iterations_give_the_same_chain(
     class Overlapping(LangevinSampler):
         parallel_iterations = 2
 
+    class HalvedGradient(LangevinSampler):  # gradient() is an override point too
+        def gradient(self, energy_fn, x):
+            first, second = tf.split(x, 2)
+            return tf.concat([LangevinSampler.gradient(self, energy_fn, first),
+                              LangevinSampler.gradient(self, energy_fn, second)], 0)
+
     energy = gaussian_energy([0.5, -0.5], 1.0)
     x0 = tf.zeros([6, 2])
-    np.testing.assert_array_equal(
-        Overlapping(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
-        LangevinSampler(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
-    )
+    reference = LangevinSampler(steps=5, step_size=0.1)(energy, x0, seed=[2, 3])
+    np.testing.assert_array_equal(Overlapping(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
+                                  reference)
+    np.testing.assert_allclose(HalvedGradient(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
+                               reference, rtol=1e-6, atol=1e-6)
