@@ -120,7 +120,7 @@ def measure_peaks(repeats=5):
     }
 
 
-def conv_layer_rates(name, batch_size=128, repeats=5):
+def conv_layer_rates(name, batch_size=128, repeats=5, calls=10):
     """GFLOP/s of each convolution of ``networks.<name>``, timed alone at ``batch_size``:
     forward and input gradient, each through the layer's own ``convolution_op`` (the
     shipped path); a :class:`SpaceToDepthConv2D` is also timed as a plain ``Conv2D``."""
@@ -138,18 +138,27 @@ def conv_layer_rates(name, batch_size=128, repeats=5):
             paths = [(description + " (space-to-depth input gradient, shipped)", layer.convolution_op),
                      (description + " (plain Conv2D)",
                       functools.partial(keras.layers.Conv2D.convolution_op, layer))]
+        # `calls` different inputs per tf.function call and one number back: no dispatch or
+        # copy costs in the timing, and no two convolutions alike for Grappler to merge.
+        xs = [x + i for i in range(calls)]
+        dys = [dy + i for i in range(calls)]
         for label, convolution in paths:
-            forward = tf.function(lambda x, convolution=convolution: convolution(x, kernel))
+            @tf.function
+            def forward(convolution=convolution):
+                return sum(convolution(x, kernel)[0, 0, 0, 0] for x in xs)
 
             @tf.function
-            def input_gradient(dy, convolution=convolution):
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    y = convolution(x, kernel)
-                return tape.gradient(y, x, output_gradients=dy)
+            def input_gradient(convolution=convolution):
+                total = 0.0
+                for dy in dys:
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        y = convolution(x, kernel)
+                    total += tape.gradient(y, x, output_gradients=dy)[0, 0, 0, 0]
+                return total
 
-            rows.append((label, _best_rate(lambda: forward(x).numpy(), flops, repeats),
-                         _best_rate(lambda: input_gradient(dy).numpy(), flops, repeats)))
+            rows.append((label, _best_rate(lambda: forward().numpy(), calls * flops, repeats),
+                         _best_rate(lambda: input_gradient().numpy(), calls * flops, repeats)))
     return rows
 
 
