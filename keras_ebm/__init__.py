@@ -13,7 +13,6 @@ import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read once, when TensorFlow is imported
 
-
 from keras_ebm.buffer import ReplayBuffer
 from keras_ebm.config import Config
 from keras_ebm.model import EBM, JEM, class_energy, marginal_energy
