@@ -35,8 +35,8 @@ class SpaceToDepthConv2D(layers.Conv2D):
     gradient, which every Langevin step needs, takes the block route, because
     TensorFlow's CPU kernels are slow at the input gradient of a strided layer
     on thin inputs, e.g. the first 5x5 layer on 1-channel images
-    (benchmarks/RESULTS.md, "First layer: plain forward, space-to-depth input
-    gradient"). Same weights, config and gradients (to float rounding) as
+    (benchmarks/RESULTS.md, "Sampler and training speed: oneDNN kernels and the
+    first layer's input gradient"). Same weights, config and gradients (to float rounding) as
     ``Conv2D``. Other shapes (odd sizes, other strides) are plain ``Conv2D``.
     """
 
