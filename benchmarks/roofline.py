@@ -14,11 +14,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import keras_ebm  # noqa: E402,F401  (before TensorFlow: the package's TensorFlow settings)
+from keras_ebm import networks  # noqa: E402  (before TensorFlow: keras_ebm sets its options)
+from keras_ebm.sampler import LangevinSampler  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras_ebm import networks  # noqa: E402
-from keras_ebm.sampler import LangevinSampler  # noqa: E402
 
 INPUT_SHAPES = {"cnn": (32, 32, 1), "cnn_wide": (28, 28, 1), "mlp": (28, 28, 1), "resnet": (28, 28, 1)}
 
