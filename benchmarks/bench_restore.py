@@ -24,11 +24,9 @@ run directory is present, else its shipped export (the same weights).
 
 import argparse
 import os
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
 
 import keras_ebm  # noqa: E402,F401  (first: registers the model classes, sets TensorFlow options)
 import keras  # noqa: E402

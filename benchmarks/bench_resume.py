@@ -14,12 +14,10 @@ Prints the figures and appends them to ``benchmarks/RESULTS.md``.
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
 from bench_mnist import append_results, machine  # noqa: E402
 from keras_ebm import config as config_lib, data, experiment, state  # noqa: E402
 

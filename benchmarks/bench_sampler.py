@@ -35,7 +35,6 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
 import roofline  # noqa: E402  (first: imports keras_ebm before TensorFlow)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -24,7 +24,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
 
 from bench_mnist import append_results, machine  # noqa: E402
 from keras_ebm.toy import DENSITIES  # noqa: E402

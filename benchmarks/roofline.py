@@ -9,11 +9,8 @@ compare them with the peaks and draw ``benchmarks/figures/roofline.png``.
 import argparse
 import collections
 import functools
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_ebm import networks  # noqa: E402  (before TensorFlow: keras_ebm sets its options)
 from keras_ebm.sampler import LangevinSampler  # noqa: E402
 import keras  # noqa: E402

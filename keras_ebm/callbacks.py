@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -330,6 +331,47 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         if self.step >= self.total:
+            self.model.stop_training = True
+
+
+def usable_cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class ComputeBudget(keras.callbacks.Callback):
+    """Stop training once ``minutes`` of compute are spent, counted as the process's CPU
+    time divided by its usable cores (other work on the machine does not change it).
+
+    ``progress`` (a variable, e.g. :class:`~keras_ebm.state.BudgetCosineDecay`'s) receives
+    the share spent after every batch; a resumed run continues from its saved value.
+    """
+
+    def __init__(self, minutes, progress, cores=None):
+        super().__init__()
+        if not minutes > 0 or not math.isfinite(minutes):
+            raise ValueError(f"minutes must be a positive number, got {minutes}.")
+        self.seconds = 60.0 * minutes
+        self.progress = progress
+        self.cores = cores or usable_cores()
+        self.spent_before = 0.0
+        self.cpu_start = 0.0
+
+    @property
+    def spent_seconds(self):
+        return self.spent_before + (time.process_time() - self.cpu_start) / self.cores
+
+    def on_train_begin(self, logs=None):
+        self.spent_before = float(keras.ops.convert_to_numpy(self.progress)) * self.seconds
+        self.cpu_start = time.process_time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        spent = self.spent_seconds
+        self.progress.assign(min(spent / self.seconds, 1.0))
+        if spent >= self.seconds:
             self.model.stop_training = True
 
 

@@ -1,4 +1,4 @@
-"""One dataclass of defaults; ``train.py`` flags are generated from its fields."""
+"""One dataclass of defaults; ``train.py`` flags, their help and choices come from its fields."""
 
 import argparse
 import dataclasses
@@ -6,80 +6,141 @@ import json
 import os
 import typing
 
-from keras_ebm.distribute import MIXED_PRECISION, STRATEGIES, check_tf_config
-from keras_ebm.networks import NETWORKS
-from keras_ebm.sampler import PARAMETERIZATIONS
-
+# The names each library module accepts (tests check they match); no TensorFlow import here,
+# so that ``--help`` answers at once.
 MODELS = ("jem", "ebm", "rbm")
+NETWORKS = ("mlp", "cnn", "cnn_wide", "resnet")
+PARAMETERIZATIONS = ("sgld", "langevin")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+MIXED_PRECISION = ("none", "bfloat16", "float16")
+
+
+SECTIONS = ("data", "model", "sampler", "training", "output", "reliability", "evaluation",
+            "distribution")
+
+
+def option(default, help, section, choices=None, flag_alone=None):
+    """A :class:`Config` field with its ``--help`` text, section and allowed values."""
+    metadata = {"help": help, "section": section}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if flag_alone is not None:
+        metadata["flag_alone"] = flag_alone
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass
 class Config:
-    """Everything a training run needs. Field docs become ``--help`` text."""
+    """Everything a training run needs; each field's metadata is its ``--help`` text."""
 
-    # Model
-    model: str = "jem"  # jem (classifier + EBM), ebm (unconditional, Du & Mordatch) or rbm
-    network: str = "cnn_wide"  # mlp, cnn (the book's), cnn_wide or resnet
-    spectral_norm: bool = False  # wrap layers in spectral normalisation
     # Data
-    dataset: str = "mnist"  # mnist (bundled), tfds:NAME or toy:NAME (keras_ebm.toy.DENSITIES)
-    data_file: typing.Optional[str] = None  # an .npz to read instead of the bundled MNIST
-    subset: typing.Optional[int] = None  # train on only this many images (quick runs)
-    validation_size: int = 5000  # training images held out for validation
-    pad: int = 0  # zero-pad images by this many pixels per side (2 gives 32x32, as in the book)
-    dequantize: bool = False  # add uniform noise of one grey level to real images
-    # augmentation: translate training images by up to this many pixels (default 1; 0 for toy:NAME)
-    shift: typing.Optional[int] = None
-    # Optimisation
-    epochs: int = 18
-    batch_size: int = 128
-    lr: float = 1e-3  # Adam learning rate (cosine-decayed to lr * 0.01 over the run)
-    beta_1: float = 0.9  # Adam beta_1 (JEM uses 0.9; the UvA EBM tutorial uses 0.0)
-    ce_weight: float = 1.0  # JEM: weight of cross-entropy
-    px_weight: float = 0.3  # JEM: weight of the generative terms; 0 = plain classifier
-    reg_weight: float = 0.1  # L2 energy regulariser
-    real_noise: float = 0.005  # Gaussian noise std added to real images
+    dataset: str = option("mnist", "mnist (bundled), tfds:NAME (tensorflow-datasets) or toy:NAME "
+                          "(a 2-D/1-D toy density, keras_ebm.toy.DENSITIES)", "data")
+    data_file: typing.Optional[str] = option(None, "an .npz (x_train, y_train, x_test, y_test) to "
+                                             "read instead of the bundled MNIST", "data")
+    subset: typing.Optional[int] = option(None, "train on only this many images (quick runs)",
+                                          "data")
+    validation_size: int = option(5000, "training images held out for validation", "data")
+    pad: int = option(0, "zero-pad images by this many pixels per side (2 gives 32x32, as in "
+                      "the book)", "data")
+    dequantize: bool = option(False, "add uniform noise of one grey level to real images", "data")
+    shift: typing.Optional[int] = option(None, "translate training images by up to this many "
+                                         "pixels (default: 1 for images, 0 for toy:NAME)", "data")
+    # Model
+    model: str = option("jem", "jem (classifier + EBM), ebm (unconditional, Du & Mordatch) or "
+                        "rbm (restricted Boltzmann machine)", "model", MODELS)
+    network: str = option("cnn_wide", "energy network: mlp, cnn (the book's), cnn_wide or "
+                          "resnet", "model", NETWORKS)
+    spectral_norm: bool = option(False, "wrap the network's layers in spectral normalisation",
+                                 "model")
+    ce_weight: float = option(1.0, "JEM: weight of the cross-entropy term", "model")
+    px_weight: float = option(0.3, "JEM: weight of the generative terms (0: plain classifier)",
+                              "model")
+    reg_weight: float = option(0.1, "weight of the L2 energy regulariser", "model")
+    rbm_hidden: int = option(500, "RBM: hidden units", "model")
+    cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
+    persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
+                              "model")
     # Langevin sampler and replay buffer
-    langevin_steps: int = 20
-    langevin_alpha: float = 10.0  # step size
-    langevin_sigma: float = 0.005  # noise std (sgld parameterisation)
-    grad_clip: float = 0.03  # per-pixel gradient clip (0 disables)
-    parameterization: str = "sgld"  # sgld or langevin (noise sqrt(2 * alpha))
-    buffer_size: int = 10000
-    reinit_prob: float = 0.05
-    # JEM: share of negatives drawn from E(x, y) with random y, the rest from E(x) (bare flag: 1)
-    conditional_sampling: float = dataclasses.field(default=0.0, metadata={"flag_alone": 1.0})
-    # Restricted Boltzmann machine (--model rbm; Gibbs sampling, no network or Langevin)
-    rbm_hidden: int = 500  # hidden units
-    cd_steps: int = 1  # Gibbs steps per training step (CD-k / PCD-k)
-    persistent: bool = False  # PCD: --batch_size persistent chains instead of CD from the data
-    ais_runs: int = 100  # AIS runs for the test log-likelihood at the end (with --evaluate)
-    ais_betas: int = 14500  # AIS inverse temperatures (Salakhutdinov & Murray 2008)
+    langevin_steps: int = option(20, "Langevin steps per training iteration", "sampler")
+    langevin_alpha: float = option(10.0, "Langevin step size", "sampler")
+    langevin_sigma: float = option(0.005, "Langevin noise std (sgld parameterisation)",
+                                   "sampler")
+    grad_clip: float = option(0.03, "per-pixel clip of the energy gradient (0 disables)",
+                              "sampler")
+    parameterization: str = option("sgld", "sgld (independent noise, as in JEM and the book) or "
+                                   "langevin (noise sqrt(2 * step size))", "sampler",
+                                   PARAMETERIZATIONS)
+    buffer_size: int = option(10000, "replay-buffer size", "sampler")
+    reinit_prob: float = option(0.05, "chance a chain restarts from uniform noise", "sampler")
+    conditional_sampling: float = option(0.0, "JEM: share of negatives drawn from E(x, y) with "
+                                         "random y, the rest from E(x) (the flag alone: 1)",
+                                         "sampler", flag_alone=1.0)
+    # Optimisation
+    epochs: int = option(18, "passes over the training images (an upper bound with "
+                         "--budget_minutes)", "training")
+    budget_minutes: typing.Optional[float] = option(
+        None, "stop after this much compute (process CPU minutes / usable cores); the learning "
+        "rate then decays over the budget instead of the epochs", "training")
+    batch_size: int = option(128, "images per training batch (global, over all replicas)",
+                             "training")
+    lr: float = option(1e-3, "Adam learning rate, cosine-decayed to lr * 0.01 over the run",
+                       "training")
+    beta_1: float = option(0.9, "Adam beta_1 (JEM uses 0.9; the UvA EBM tutorial 0.0)",
+                           "training")
+    ema: float = option(0.0, "momentum of a moving average of the weights that replaces them "
+                        "after training (e.g. 0.995; 0: off)", "training")
+    real_noise: float = option(0.005, "std of Gaussian noise added to real images", "training")
+    seed: int = option(0, "seed of the data split, initialisation, sampler and buffer",
+                       "training")
+    deterministic: bool = option(False, "op determinism and fixed seeds: identical reruns "
+                                 "(slower)", "training")
     # Outputs
-    out: typing.Optional[str] = None  # run directory (default runs/<model>-<time>)
-    log_file: typing.Optional[str] = None  # log path (default <run dir>/train.log)
-    sample_every: int = 1  # write sample grids every N epochs (0 = only at the end)
-    sample_steps: int = 200  # Langevin steps from noise for sample grids
-    final_sample_steps: int = 500  # Langevin steps from noise for the final grids
-    max_abs_energy: float = 1e4  # divergence: |loss| or |mean energy| above this
-    max_energy_gap: float = 100.0  # divergence: |mean E(real) - mean E(sample)| above this
-    max_recoveries: int = 2  # rollbacks to the last good state after a divergence, then stop
-    recovery_lr_factor: float = 0.5  # multiply the learning rate by this at each rollback
-    resume: bool = False  # continue the unfinished run in --out from its last backup
-    backup_every: int = 100  # back up the training state every N batches too (0: epoch ends only)
-    deterministic: bool = False  # op determinism + fixed seeds: identical reruns (slower)
-    tensorboard: bool = False  # also write TensorBoard logs to <run dir>/tensorboard
-    export: bool = False  # also export a SavedModel with named endpoints to <run dir>/export
-    evaluate: bool = True  # run keras_ebm.evaluate at the end (<run dir>/evaluation)
-    eval_samples: int = 500  # unconditional samples per seed for the evaluation
-    eval_steps: int = 500  # Langevin steps from noise for the evaluation
-    eval_num_test: int = 10000  # test images used by the evaluation
-    eval_warm_start: float = 0.8  # also score conditional chains that run this share on E(x) first
-    verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
-    seed: int = 0
+    out: typing.Optional[str] = option(None, "run directory (default: runs/<model>-<time>)",
+                                       "output")
+    log_file: typing.Optional[str] = option(None, "log path (default: <run dir>/train.log)",
+                                            "output")
+    sample_every: int = option(1, "write sample grids every N epochs (0: only at the end)",
+                               "output")
+    sample_steps: int = option(200, "Langevin steps from noise for the sample grids", "output")
+    final_sample_steps: int = option(500, "Langevin steps from noise for the final grids",
+                                     "output")
+    tensorboard: bool = option(False, "also write TensorBoard logs to <run dir>/tensorboard",
+                               "output")
+    export: bool = option(False, "also export a SavedModel with named endpoints to "
+                          "<run dir>/export", "output")
+    verbose: int = option(1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
+                          "output", (0, 1, 2))
+    # Reliability
+    max_abs_energy: float = option(1e4, "divergence: |loss| or |mean energy| above this",
+                                   "reliability")
+    max_energy_gap: float = option(100.0, "divergence: |mean E(real) - mean E(sample)| above "
+                                   "this", "reliability")
+    max_recoveries: int = option(2, "rollbacks to the last good state after a divergence, then "
+                                 "stop", "reliability")
+    recovery_lr_factor: float = option(0.5, "multiply the learning rate by this at each rollback",
+                                       "reliability")
+    resume: bool = option(False, "continue the unfinished run in --out from its last backup",
+                          "reliability")
+    backup_every: int = option(100, "also back up the training state every N batches (0: at "
+                               "epoch ends only)", "reliability")
+    # Evaluation
+    evaluate: bool = option(True, "evaluate at the end (<run dir>/evaluation)", "evaluation")
+    eval_samples: int = option(500, "unconditional samples per seed for the evaluation",
+                               "evaluation")
+    eval_steps: int = option(500, "Langevin steps from noise for the evaluation", "evaluation")
+    eval_num_test: int = option(10000, "test images used by the evaluation", "evaluation")
+    eval_warm_start: float = option(0.8, "also score conditional chains that run this share of "
+                                    "their steps on E(x) first", "evaluation")
+    ais_runs: int = option(100, "RBM: AIS runs for the test log-likelihood", "evaluation")
+    ais_betas: int = option(14500, "RBM: AIS inverse temperatures (Salakhutdinov & Murray 2008)",
+                            "evaluation")
     # Devices (README: Multiple devices and machines)
-    strategy: str = "auto"  # auto (mirrored with 2+ GPUs), default, mirrored or multiworker
-    mixed_precision: str = "none"  # bfloat16 or float16 compute; weights, energies in float32
+    strategy: str = option("auto", "auto (mirrored with 2+ GPUs), default, mirrored or "
+                           "multiworker (TF_CONFIG)", "distribution", STRATEGIES)
+    mixed_precision: str = option("none", "bfloat16 or float16 compute for the network; "
+                                  "weights and energies stay float32", "distribution",
+                                  MIXED_PRECISION)
 
     def __post_init__(self):
         if self.shift is None:
@@ -116,6 +177,10 @@ class Config:
             errors.append(f"--eval_warm_start must be a share in [0, 1], got {self.eval_warm_start}")
         if not 0 <= self.reinit_prob <= 1:
             errors.append(f"--reinit_prob must be in [0, 1], got {self.reinit_prob}")
+        if self.budget_minutes is not None and not 0 < self.budget_minutes < float("inf"):
+            errors.append(f"--budget_minutes must be a positive number, got {self.budget_minutes}")
+        if not 0 <= self.ema < 1:
+            errors.append(f"--ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.beta_1 < 1:
             errors.append(f"--beta_1 must be in [0, 1), got {self.beta_1}")
         if self.max_recoveries < 0 or self.backup_every < 0:
@@ -133,6 +198,8 @@ class Config:
             errors.append(f"--strategy must be one of {', '.join(STRATEGIES)}, "
                           f"got {self.strategy!r}")
         elif self.strategy == "multiworker":
+            from keras_ebm.distribute import check_tf_config
+
             try:
                 check_tf_config(os.environ.get("TF_CONFIG"))
             except ValueError as err:
@@ -163,10 +230,6 @@ class Config:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-def _field_help(field):
-    return f"(default: {field.default})"
-
-
 def _parse_bool(text):
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -175,25 +238,38 @@ def _parse_bool(text):
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _help(field):
+    default = field.default if field.default is not None else "none"
+    choices = field.metadata.get("choices")
+    text = field.metadata["help"]
+    if choices and not all(str(c) in text for c in choices):
+        text += f"; one of {', '.join(map(str, choices))}"
+    return f"{text} (default: {default})".replace("%", "%%")
+
+
 def build_parser(parser=None):
-    """An ``argparse`` parser with one ``--flag`` per :class:`Config` field."""
+    """An ``argparse`` parser with one ``--flag`` per :class:`Config` field, grouped by section."""
     parser = parser or argparse.ArgumentParser(
-        description="Train an energy-based model (JEM or EBM) with keras_ebm.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train an energy-based model (JEM, EBM or RBM) with keras_ebm; every output "
+                    "goes into one run directory.",
     )
+    groups = {name: parser.add_argument_group(name) for name in SECTIONS}
     hints = typing.get_type_hints(Config)
     for field in dataclasses.fields(Config):
+        group = groups[field.metadata["section"]]
         kind = hints[field.name]
         if typing.get_origin(kind) is typing.Union:  # Optional[X]
             kind = typing.get_args(kind)[0]
+        common = dict(default=field.default, help=_help(field))
         if kind is bool:
-            parser.add_argument(f"--{field.name}", type=_parse_bool, nargs="?", const=True,
-                                default=field.default, metavar="BOOL")
+            group.add_argument(f"--{field.name}", type=_parse_bool, nargs="?", const=True,
+                               metavar="BOOL", **common)
         elif "flag_alone" in field.metadata:  # "--flag" alone means this value
-            parser.add_argument(f"--{field.name}", type=kind, nargs="?",
-                                const=field.metadata["flag_alone"], default=field.default)
+            group.add_argument(f"--{field.name}", type=kind, nargs="?",
+                               const=field.metadata["flag_alone"], **common)
         else:
-            parser.add_argument(f"--{field.name}", type=kind, default=field.default)
+            group.add_argument(f"--{field.name}", type=kind,
+                               choices=field.metadata.get("choices"), **common)
     return parser
 
 

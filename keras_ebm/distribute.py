@@ -13,9 +13,8 @@ import os
 
 import keras
 import tensorflow as tf
+from keras_ebm.config import MIXED_PRECISION, STRATEGIES
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-MIXED_PRECISION = ("none", "bfloat16", "float16")
 
 log = logging.getLogger("keras_ebm")
 

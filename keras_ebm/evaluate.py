@@ -32,24 +32,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_ebm import data, metrics, plotting, reference
+from keras_ebm import data, metrics, ood, plotting, reference
 from keras_ebm.model import JEM
 from keras_ebm.sampler import energy_gradient
 
 log = logging.getLogger("keras_ebm")
-
-
-def ood_sets(images, seed=0):
-    """Deterministic out-of-distribution sets built from test images in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    shape = images.shape
-    return {
-        "uniform_noise": rng.uniform(-1, 1, shape).astype("float32"),
-        "gaussian_noise": np.clip(rng.normal(0, 0.5, shape), -1, 1).astype("float32"),
-        "inverted": -images,
-        "flipped_vertical": images[:, ::-1],
-        "constant": np.broadcast_to(rng.uniform(-1, 1, (shape[0], 1, 1, 1)), shape).astype("float32"),
-    }
 
 
 def ood_scores(model, images, batch_size=500):
@@ -69,9 +56,26 @@ def ood_scores(model, images, batch_size=500):
 
 
 def reference_features(classifier, images):
-    """Penultimate-layer features of the reference classifier."""
-    extractor = keras.Model(classifier.inputs, classifier.layers[-2].output)
+    """Feature-layer activations of the reference classifier (its penultimate layer)."""
+    try:
+        layer = classifier.get_layer(reference.FEATURES)
+    except ValueError:
+        layer = classifier.layers[-2]
+    extractor = keras.Model(classifier.inputs, layer.output)
     return extractor.predict(np.asarray(images), batch_size=500, verbose=0)
+
+
+def real_floor(classifier, held_out, reference_features_, num_samples, repeats=5, seed=0):
+    """The classifier FID of ``num_samples`` real held-out images against the same reference
+    features the samples are scored on, over ``repeats`` random subsets: the score a perfect
+    sampler would get at this sample size."""
+    rng = np.random.default_rng(seed)
+    if len(held_out) < num_samples:
+        raise ValueError(f"The FID floor needs {num_samples} held-out images, got {len(held_out)}; "
+                         "lower num_samples.")
+    return [metrics.frechet_distance(
+        reference_features(classifier, held_out[rng.choice(len(held_out), num_samples, replace=False)]),
+        reference_features_) for _ in range(repeats)]
 
 
 def _crop(images, pad):
@@ -79,66 +83,95 @@ def _crop(images, pad):
     return images[..., pad:-pad, pad:-pad, :] if pad else images
 
 
-def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, seeds=(0, 1, 2),
-                   num_test=10000, warm_start=0.8):
-    """Evaluate ``model`` on ``splits`` and write ``evaluation.json`` and figures to ``out_dir``."""
-    if not 0 <= warm_start <= 1:
-        raise ValueError(f"warm_start must be a share of the steps in [0, 1], got {warm_start}.")
-    os.makedirs(out_dir, exist_ok=True)
-    test_x = data.preprocess(splits.x_test[:num_test], pad).numpy()
-    test_y = splits.y_test[:num_test]
-    results = {"num_test": len(test_x), "langevin_steps": steps,
-               "conditional_unconditional_steps": int(warm_start * steps)}
+def _classification(model, test_x, test_y, out_dir):
+    logits = model.predict(test_x, batch_size=500, verbose=0)
+    probs = metrics.softmax(logits)
+    results = {"accuracy": float(np.mean(probs.argmax(-1) == test_y)),
+               "ece": metrics.expected_calibration_error(probs, test_y),
+               "nll": float(-np.mean(np.log(probs[np.arange(len(test_y)), test_y] + 1e-12)))}
+    conf, acc, count = metrics.reliability_bins(probs, test_y)
+    plotting.save_reliability(conf, acc, count, os.path.join(out_dir, "reliability.png"),
+                              title=f"ECE {100 * results['ece']:.2f}%")
+    return results
 
-    if isinstance(model, JEM):
-        logits = model.predict(test_x, batch_size=500, verbose=0)
-        probs = metrics.softmax(logits)
-        results["accuracy"] = float(np.mean(probs.argmax(-1) == test_y))
-        results["ece"] = metrics.expected_calibration_error(probs, test_y)
-        results["nll"] = float(-np.mean(np.log(probs[np.arange(len(test_y)), test_y] + 1e-12)))
-        conf, acc, count = metrics.reliability_bins(probs, test_y)
-        plotting.save_reliability(conf, acc, count, os.path.join(out_dir, "reliability.png"),
-                                  title=f"ECE {100 * results['ece']:.2f}%")
 
-    # Out-of-distribution detection.
+def _ood_detection(model, test_x, test_y, out_dir):
     in_scores = ood_scores(model, test_x)
-    results["ood"] = {}
-    energies = {"test": -in_scores["log_px"]}
-    for name, ood in ood_sets(test_x).items():
-        out_scores = ood_scores(model, ood)
+    results, energies = {}, {"test": -in_scores["log_px"]}
+    for name, images in ood.ood_sets(test_x, test_y).items():
+        out_scores = ood_scores(model, images)
         energies[name] = -out_scores["log_px"]
-        results["ood"][name] = {
+        results[name] = {
             score: {"auroc": metrics.auroc(in_scores[score], out_scores[score]),
                     "fpr95": metrics.fpr_at_tpr(in_scores[score], out_scores[score])}
             for score in in_scores
         }
     plotting.save_histograms(energies, os.path.join(out_dir, "energy_histograms.png"),
                              xlabel="energy E(x)")
+    return results
+
+
+def _judge(classifier, samples, real_features, num_classes):
+    """Classifier FID, label histogram and classes covered (>= 2% of the samples)."""
+    labels = classifier.predict(samples, batch_size=500, verbose=0).argmax(-1)
+    counts = np.bincount(labels, minlength=num_classes)
+    fid = metrics.frechet_distance(reference_features(classifier, samples), real_features)
+    return fid, counts, int(np.sum(counts >= 0.02 * len(samples)))
+
+
+def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, seeds=(0, 1, 2),
+                   num_test=10000, warm_start=0.8, long_chain_factor=3, floor_repeats=5):
+    """Evaluate ``model`` on ``splits`` and write ``evaluation.json`` and figures to ``out_dir``.
+
+    Samples from noise are scored against the test set; their FID floor is the FID of as many
+    real images held out from training (``splits.x_val`` when it is large enough) against the
+    same test features, over ``floor_repeats`` random subsets. ``long_chain_factor`` > 0 also
+    scores one seed's chains run for that many times ``steps``.
+    """
+    if not 0 <= warm_start <= 1:
+        raise ValueError(f"warm_start must be a share of the steps in [0, 1], got {warm_start}.")
+    if long_chain_factor < 0:
+        raise ValueError(f"long_chain_factor must be >= 0, got {long_chain_factor}.")
+    os.makedirs(out_dir, exist_ok=True)
+    num_classes = splits.num_classes
+    test_x = data.preprocess(splits.x_test[:num_test], pad).numpy()
+    test_y = splits.y_test[:num_test]
+    results = {"num_test": len(test_x), "langevin_steps": steps,
+               "conditional_unconditional_steps": int(warm_start * steps)}
+    if isinstance(model, JEM):
+        results.update(_classification(model, test_x, test_y, out_dir))
+    results["ood"] = _ood_detection(model, test_x, test_y, out_dir)
 
     # Samples from noise, judged by the reference classifier.
     classifier = reference.load_reference_classifier()
     real_features = reference_features(classifier, _crop(test_x, pad))
-    half = len(real_features) // 2
-    fids, coverage, label_counts = [], [], None
-    samples = None
+    fids, coverage, label_counts, samples = [], [], 0, None
     for seed in seeds:
         samples = _crop(model.generate(num_samples, steps=steps, seed=seed).numpy(), pad)
-        labels = classifier.predict(samples, batch_size=500, verbose=0).argmax(-1)
-        counts = np.bincount(labels, minlength=10)
-        coverage.append(int(np.sum(counts >= 0.02 * num_samples)))
-        label_counts = counts if label_counts is None else label_counts + counts
-        fids.append(metrics.frechet_distance(reference_features(classifier, samples), real_features))
+        fid, counts, covered = _judge(classifier, samples, real_features, num_classes)
+        fids.append(fid)
+        coverage.append(covered)
+        label_counts = label_counts + counts
+    held_out_source = "validation" if len(splits.x_val) >= num_samples else "train"
+    held_out = splits.x_val if held_out_source == "validation" else splits.x_train
+    floors = real_floor(classifier, data.preprocess(held_out, 0).numpy(), real_features,
+                        num_samples, repeats=floor_repeats)
     noise = np.random.default_rng(0).uniform(-1, 1, (num_samples,) + samples.shape[1:])
-    results["unconditional"] = {
-        "classifier_fid": {"mean": float(np.mean(fids)), "std": float(np.std(fids)),
-                           "per_seed": fids,
-                           "floor_real_vs_real": metrics.frechet_distance(
-                               real_features[:half], real_features[half:]),
-                           "ceiling_noise": metrics.frechet_distance(
-                               reference_features(classifier, noise), real_features)},
-        "label_coverage": min(coverage),
-        "label_histogram": label_counts.tolist(),
-    }
+    fid_report = {"mean": float(np.mean(fids)), "std": float(np.std(fids)), "per_seed": fids,
+                  "floor": float(np.mean(floors)), "floor_std": float(np.std(floors)),
+                  "floor_per_subset": floors, "floor_images": held_out_source,
+                  "ratio_to_floor": float(np.mean(fids) / np.mean(floors)),
+                  "ceiling_noise": metrics.frechet_distance(
+                      reference_features(classifier, noise), real_features)}
+    results["unconditional"] = {"classifier_fid": fid_report, "label_coverage": min(coverage),
+                                "label_histogram": np.asarray(label_counts).tolist()}
+    if long_chain_factor:
+        long_steps = int(long_chain_factor * steps)
+        long_samples = _crop(model.generate(num_samples, steps=long_steps, seed=seeds[0]).numpy(), pad)
+        fid, counts, covered = _judge(classifier, long_samples, real_features, num_classes)
+        results["long_chain"] = {"steps": long_steps, "classifier_fid": fid,
+                                 "fid_ratio_to_stated_steps": fid / fids[0],
+                                 "label_coverage": covered, "label_histogram": counts.tolist()}
     train_x = data.preprocess(splits.x_train, 0).numpy()
     results["nearest_train_distance"] = {
         "samples": float(np.median(metrics.nearest_distances(samples, train_x))),
@@ -148,14 +181,17 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
     for i in range(5):
         rows[f"noise -> E(x) {i + 1}"] = samples[10 * i:10 * i + 10]
     if isinstance(model, JEM):
-        per_class = max(1, num_samples // 10)
-        labels = np.repeat(np.arange(10, dtype=np.int32), per_class)
+        per_class = max(1, num_samples // num_classes)
+        labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
         cond = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0]).numpy(), pad)
-        results["conditional_sample_accuracy"] = reference.label_accuracy(classifier, cond, labels)
+        predicted = classifier.predict(cond, batch_size=500, verbose=0).argmax(-1)
+        results["conditional_sample_accuracy"] = float(np.mean(predicted == labels))
+        results["conditional_sample_accuracy_per_class"] = [
+            float(np.mean(predicted[labels == c] == c)) for c in range(num_classes)]
         warm = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0],
                                     unconditional_steps=int(warm_start * steps)).numpy(), pad)
         results["conditional_sample_accuracy_warm"] = reference.label_accuracy(classifier, warm, labels)
-        for c in range(10):
+        for c in range(num_classes):
             rows[f"E(x, y={c})"] = cond[c * per_class:c * per_class + 10]
     plotting.save_grid(rows, os.path.join(out_dir, "samples.png"),
                        title=f"{steps} Langevin steps from uniform noise")
@@ -178,14 +214,24 @@ def format_table(results):
         auroc = "  ".join(f"{score} {v['auroc']:.3f}" for score, v in by_score.items())
         lines.append(f"OOD AUROC {name:<18} {auroc}")
     fid = results["unconditional"]["classifier_fid"]
-    lines.append(f"classifier FID          {fid['mean']:.2f} +- {fid['std']:.2f} "
-                 f"(floor {fid['floor_real_vs_real']:.2f}, noise {fid['ceiling_noise']:.1f})")
-    lines.append(f"label coverage          {results['unconditional']['label_coverage']}/10")
+    lines.append(f"classifier FID          {fid['mean']:.2f} +- {fid['std']:.2f} = "
+                 f"{fid['ratio_to_floor']:.1f}x the real floor {fid['floor']:.2f} +- "
+                 f"{fid['floor_std']:.2f} (noise {fid['ceiling_noise']:.1f})")
+    histogram = results["unconditional"]["label_histogram"]
+    lines.append(f"label coverage          {results['unconditional']['label_coverage']}/"
+                 f"{len(histogram)}")
+    if "long_chain" in results:
+        long = results["long_chain"]
+        lines.append(f"at {long['steps']} steps          FID {long['classifier_fid']:.2f} "
+                     f"({long['fid_ratio_to_stated_steps']:.2f}x), coverage "
+                     f"{long['label_coverage']}/{len(histogram)}")
     if "conditional_sample_accuracy" in results:
         lines.append(f"conditional sample acc  {100 * results['conditional_sample_accuracy']:.1f}% "
                      f"(first {results['conditional_unconditional_steps']} of "
                      f"{results['langevin_steps']} steps on E(x): "
                      f"{100 * results['conditional_sample_accuracy_warm']:.1f}%)")
+        worst = min(results["conditional_sample_accuracy_per_class"])
+        lines.append(f"  worst class           {100 * worst:.1f}%")
     near = results["nearest_train_distance"]
     lines.append(f"nearest-train L2        samples {near['samples']:.2f}, "
                  f"test images {near['test_images']:.2f}")
@@ -197,8 +243,10 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(prog="python -m keras_ebm.evaluate",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a run directory (uses checkpoints/best.keras) or a .keras file")
-    parser.add_argument("--out", help="where to write (default: the run directory, else beside the file)")
+    parser.add_argument("model", help="a run directory (its final weights, checkpoints/last.keras) "
+                                      "or a .keras file")
+    parser.add_argument("--out", help="where to write (default: <run dir>/evaluation, else beside "
+                                      "the file)")
     parser.add_argument("--samples", type=int, default=500, help="unconditional samples per seed")
     parser.add_argument("--steps", type=int, default=500, help="Langevin steps from noise")
     parser.add_argument("--num_test", type=int, default=10000, help="test images used")
@@ -210,13 +258,24 @@ def main(argv=None):
             raise ExportError("--samples and --num_test must be >= 10 and --steps >= 0")
         if not 0 <= args.warm_start <= 1:
             raise ExportError(f"--warm_start must be a share in [0, 1], got {args.warm_start}")
+        run_config = {}
+        if os.path.isfile(os.path.join(args.model, "config.json")):
+            with open(os.path.join(args.model, "config.json")) as f:
+                run_config = json.load(f)
+        if run_config.get("dataset", "mnist") != "mnist" or run_config.get("data_file"):
+            raise ExportError(f"{args.model} was trained on "
+                              f"{run_config.get('data_file') or run_config['dataset']}; the "
+                              "evaluation scores MNIST models only (its judge is an MNIST "
+                              "classifier)")
         model, pad = load_for_export(args.model)
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = args.out or (args.model if os.path.isdir(args.model) else os.path.dirname(args.model))
     out = os.path.join(out, "evaluation") if not args.out else out
-    splits = data.load_dataset("mnist", validation_size=0)
+    # A run's own validation split is held out from its training: the FID floor uses it.
+    splits = data.load_dataset("mnist", validation_size=run_config.get("validation_size", 0),
+                               seed=run_config.get("seed", 0))
     results = evaluate_model(model, splits, out, pad=pad, num_samples=args.samples,
                              steps=args.steps, num_test=args.num_test, warm_start=args.warm_start)
     print(format_table(results))

@@ -73,10 +73,14 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
 
 
 def compile_model(model, config, steps_per_epoch):
-    schedule = state.ScaledSchedule(keras.optimizers.schedules.CosineDecay(
-        config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
-    ))  # the divergence guard lowers its scale after a rollback
-    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999)
+    if config.budget_minutes:
+        decay = state.BudgetCosineDecay(config.lr, alpha=0.01)
+    else:
+        decay = keras.optimizers.schedules.CosineDecay(
+            config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01)
+    schedule = state.ScaledSchedule(decay)  # the divergence guard lowers its scale after a rollback
+    ema = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}
+    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999, **ema)
     if config.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer)
@@ -284,6 +288,10 @@ def run(config):
     ]
     if config.tensorboard:
         callback_list.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
+    budget = None
+    if config.budget_minutes:
+        budget = callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
+        callback_list.insert(0, budget)
     density = toy.get_density(config.dataset[4:]) if config.dataset.startswith("toy:") else None
     if density is not None:  # points, not images: density plots replace the image grids
         callback_list = [c for c in callback_list
@@ -300,10 +308,15 @@ def run(config):
                         initial_epoch=position["epoch"], callbacks=callback_list,
                         verbose=config.verbose, shuffle=False)
     train_seconds = time.time() - start
+    if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
+        checkpoint = next(c for c in callback_list if isinstance(c, callbacks.Checkpoint))
+        checkpoint.save("last.keras")
 
     results = evaluate(model, test_ds)
     results.update(train_seconds=train_seconds, epochs_run=len(history.epoch),
                    diverged=guard.diverged, recoveries=len(guard.events))
+    if budget is not None:
+        results["budget_minutes_spent"] = budget.spent_seconds / 60.0
     write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
     if isinstance(model, RBM) and config.evaluate and not guard.diverged:

@@ -128,7 +128,11 @@ def export_model(model, out_dir, pad=0):
 
 
 def load_for_export(path):
-    """``(model, pad)`` from a run directory (its best checkpoint) or a ``.keras`` file."""
+    """``(model, pad)`` from a run directory or a ``.keras`` file.
+
+    A run directory gives its final weights (``checkpoints/last.keras``, the weights the
+    run's own evaluation scored), else ``best.keras``.
+    """
     import keras_ebm  # noqa: F401  (registers the model classes)
 
     pad = 0
@@ -137,13 +141,13 @@ def load_for_export(path):
         if os.path.isfile(config_path):
             with open(config_path) as f:
                 pad = int(json.load(f).get("pad", 0))
-        for name in ("best.keras", "last.keras"):
+        for name in ("last.keras", "best.keras"):
             candidate = os.path.join(path, "checkpoints", name)
             if os.path.isfile(candidate):
                 path = candidate
                 break
         else:
-            raise ExportError(f"{path} has no checkpoints/best.keras or last.keras to export.")
+            raise ExportError(f"{path} has no checkpoints/last.keras or best.keras to export.")
     elif not os.path.isfile(path):
         raise ExportError(f"{path} is neither a run directory nor a .keras file.")
     try:
@@ -158,7 +162,7 @@ def main(argv=None):
         prog="python -m keras_ebm.export",
         description="Export a trained keras_ebm model as a SavedModel with named endpoints.",
     )
-    parser.add_argument("model", help="a run directory (uses checkpoints/best.keras) or a .keras file")
+    parser.add_argument("model", help="a run directory (its final weights, checkpoints/last.keras) or a .keras file")
     parser.add_argument("out_dir", help="the SavedModel directory to create (must not exist)")
     parser.add_argument("--pad", type=int, default=None,
                         help="padding the model was trained with (default: from the run's config.json)")

@@ -9,8 +9,8 @@ Swish activations keep the input gradients smooth for Langevin sampling.
 import keras
 import tensorflow as tf
 from keras import layers
+from keras_ebm.config import NETWORKS
 
-NETWORKS = ("mlp", "cnn", "cnn_wide", "resnet")
 
 
 def _dense(units, spectral_norm, **kwargs):

@@ -8,8 +8,8 @@ import functools
 import math
 
 import tensorflow as tf
+from keras_ebm.config import PARAMETERIZATIONS
 
-PARAMETERIZATIONS = ("sgld", "langevin")
 
 
 def energy_gradient(energy_fn, x):

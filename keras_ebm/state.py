@@ -4,7 +4,7 @@ A run can resume after a crash, or roll back after a divergence, only if every
 variable that training changes comes back: the network's weights, the replay
 buffer, the seed generators of the model and the buffer (Keras keeps them in
 ``model.variables``, not ``model.weights``), the optimizer's slots and step
-counter, and the learning-rate scale. :func:`capture` and :func:`restore` move
+counter, the learning-rate scale and, for budgeted runs, the share of the budget spent. :func:`capture` and :func:`restore` move
 all of them to and from numpy; :func:`save` and :func:`load` write them to one
 ``.npz`` file atomically (write, then rename).
 
@@ -49,10 +49,44 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "scale": float(keras.ops.convert_to_numpy(self.scale))}
 
 
+@keras.saving.register_keras_serializable(package="keras_ebm")
+class BudgetCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine decay from ``initial_learning_rate`` to ``alpha`` times it over the share of a
+    compute budget spent (``progress``, a variable in [0, 1] that a
+    :class:`~keras_ebm.callbacks.ComputeBudget` callback advances), not over steps: the
+    schedule fits a run whose length is set by time rather than by epochs."""
+
+    def __init__(self, initial_learning_rate, alpha=0.0, progress=0.0):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.alpha = float(alpha)
+        self.progress = keras.Variable(progress, dtype="float32", trainable=False,
+                                       name="budget_spent")
+
+    def __call__(self, step):
+        progress = tf.clip_by_value(tf.convert_to_tensor(self.progress), 0.0, 1.0)
+        cosine = 0.5 * (1.0 + tf.cos(np.pi * progress))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "alpha": self.alpha,
+                "progress": float(keras.ops.convert_to_numpy(self.progress))}
+
+
+def _schedule(model):
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # float16 wrapper
+    return getattr(optimizer, "_learning_rate", None)  # Keras keeps the schedule here
+
+
+def budget_progress(model):
+    """The spent-budget variable of a :class:`BudgetCosineDecay` schedule, or ``None``."""
+    schedule = _schedule(model)
+    schedule = getattr(schedule, "schedule", schedule)  # inside a ScaledSchedule
+    return schedule.progress if isinstance(schedule, BudgetCosineDecay) else None
+
+
 def lr_scale(model):
     """The :class:`ScaledSchedule` scale variable of the model's optimizer, or ``None``."""
-    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # float16 wrapper
-    schedule = getattr(optimizer, "_learning_rate", None)  # Keras keeps the schedule here
+    schedule = _schedule(model)
     return schedule.scale if isinstance(schedule, ScaledSchedule) else None
 
 
@@ -62,8 +96,8 @@ def state_variables(model):
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(optimizer.variables)
-    scale = lr_scale(model)
-    return variables + ([scale] if scale is not None else [])
+    extra = [v for v in (lr_scale(model), budget_progress(model)) if v is not None]
+    return variables + extra
 
 
 def capture(model):

@@ -12,12 +12,10 @@
 """
 
 import dataclasses
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # A deterministic set-up: noise-free Langevin steps and real images, fixed seeds.
 TINY = dict(network="mlp", langevin_steps=3, langevin_sigma=0.0, real_noise=0.0,

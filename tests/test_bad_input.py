@@ -7,20 +7,16 @@ test_train.py and test_data.py; a truncated backup is in test_resume.py.
 import errno
 import json
 import os
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ebm import callbacks, config as config_lib, evaluate, experiment, export, networks, state
+from keras_ebm import callbacks, cli, config as config_lib, evaluate, experiment, export, networks, state
 from keras_ebm.model import JEM
 from keras_ebm.sampler import LangevinSampler
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +115,7 @@ def test_resume_refuses_other_settings_and_finished_runs(tmp_path):
 def test_an_unwritable_output_directory_fails_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "a_file").write_text("not a directory")
     out = tmp_path / "a_file" / "run"
-    assert train.main(["--out", str(out), "--subset", "64", "--validation_size", "10",
+    assert cli.train(["--out", str(out), "--subset", "64", "--validation_size", "10",
                        "--batch_size", "16"]) == 2
     assert "Cannot write to run directory" in capsys.readouterr().err
     assert (tmp_path / "a_file").read_text() == "not a directory"

@@ -20,7 +20,8 @@ from keras_ebm.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed_worker.py")
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg",
+           PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
 TINY_RUN = ["--network", "mlp", "--validation_size", "64", "--epochs", "1", "--batch_size", "64",
             "--langevin_steps", "2", "--buffer_size", "200", "--sample_every", "0",
             "--final_sample_steps", "4", "--verbose", "0", "--evaluate", "false"]
@@ -77,10 +78,9 @@ def test_config_validates_strategy_and_precision(monkeypatch):
 
 def test_train_py_multiworker_without_tf_config_exits_2(monkeypatch, capsys):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    sys.path.insert(0, ROOT)
-    import train
+    from keras_ebm import cli
 
-    assert train.main(["--strategy", "multiworker"]) == 2
+    assert cli.train(["--strategy", "multiworker"]) == 2
     assert "TF_CONFIG" in capsys.readouterr().err
 
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ebm import data, evaluate, networks
+from keras_ebm import data, evaluate, metrics, networks, reference
 from keras_ebm.model import EBM, JEM
 from keras_ebm.sampler import LangevinSampler
 
@@ -37,7 +37,11 @@ def test_ood_detection_on_a_hand_made_energy(splits, tmp_path):
     assert results["ood"]["flipped_vertical"]["log_px"]["auroc"] == pytest.approx(0.5, abs=0.1)
     assert "accuracy" not in results and "conditional_sample_accuracy" not in results
     fid = results["unconditional"]["classifier_fid"]
-    assert fid["floor_real_vs_real"] < fid["ceiling_noise"] and len(fid["per_seed"]) == 2
+    assert fid["floor"] < fid["ceiling_noise"] and len(fid["per_seed"]) == 2
+    assert len(fid["floor_per_subset"]) == 5 and fid["floor_images"] == "train"
+    assert fid["ratio_to_floor"] == pytest.approx(fid["mean"] / fid["floor"])
+    assert results["long_chain"]["steps"] == 6
+    assert set(results["ood"]) >= {"letters", "rotated_90", "flipped_horizontal", "stitched_halves"}
     assert sum(results["unconditional"]["label_histogram"]) == 80
     for name in FIGURES + ("evaluation.json",):
         assert os.path.isfile(tmp_path / name), name
@@ -57,6 +61,9 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     assert results["accuracy"] == pytest.approx(expected) and 0 <= results["ece"] <= 1
     assert 0 <= results["conditional_sample_accuracy"] <= 1
     assert 0 <= results["conditional_sample_accuracy_warm"] <= 1
+    per_class = results["conditional_sample_accuracy_per_class"]
+    assert len(per_class) == 10 and np.mean(per_class) == pytest.approx(
+        results["conditional_sample_accuracy"])
     assert results["conditional_unconditional_steps"] == 2  # 0.8 of 3 steps
     with pytest.raises(ValueError, match="warm_start"):
         evaluate.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
@@ -76,6 +83,26 @@ def test_cli_writes_into_the_run_directory(tmp_path, capsys):
     assert evaluate.main([str(tmp_path / "nothing")]) == 2
     assert evaluate.main([str(run_dir), "--warm_start", "2"]) == 2
     assert "--warm_start must be a share" in capsys.readouterr().err
+    (run_dir / "config.json").write_text(json.dumps({"dataset": "tfds:fashion_mnist"}))
+    assert evaluate.main([str(run_dir)]) == 2
+    assert "trained on tfds:fashion_mnist" in capsys.readouterr().err
+
+
+def test_the_fid_floor_is_built_like_the_sample_score(splits):
+    """Real held-out images score near their floor; the test set's writer-ordered halves do not
+    stand in for it."""
+    classifier = reference.load_reference_classifier()
+    test_features = evaluate.reference_features(
+        classifier, data.preprocess(splits.x_test[:2000]).numpy())
+    held_out = data.preprocess(splits.x_train[:1000]).numpy()
+    floors = evaluate.real_floor(classifier, held_out, test_features, num_samples=200, repeats=3)
+    assert len(floors) == 3 and min(floors) > 0
+    # Real images of one class are far from the floor: the floor measures sampling noise only.
+    ones = data.preprocess(splits.x_train[splits.y_train == 1][:200]).numpy()
+    one_class = metrics.frechet_distance(evaluate.reference_features(classifier, ones), test_features)
+    assert one_class > 5 * max(floors)
+    with pytest.raises(ValueError, match="held-out images"):
+        evaluate.real_floor(classifier, held_out[:10], test_features, num_samples=200)
 
 
 def test_padded_models_are_judged_on_unpadded_images(tmp_path):

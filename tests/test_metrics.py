@@ -28,6 +28,27 @@ def test_auroc_on_hand_made_scores():
     # Pairs (in, out): (1,0)>, (1,2)<, (3,0)>, (3,2)> -> 3 of 4; a tie counts half.
     assert metrics.auroc([1, 3], [0, 2]) == pytest.approx(0.75)
     assert metrics.auroc([1, 1], [1, 0]) == pytest.approx(0.75)
+    # In-scores unsorted with a cross-group tie: pairs (1,1)=, (9,1)>, (8,1)> -> 2.5 / 3.
+    assert metrics.auroc([1, 9, 8], [1]) == pytest.approx(2.5 / 3)
+
+
+def _pairwise_auroc(scores_in, scores_out):
+    diff = np.subtract.outer(np.asarray(scores_in, float), np.asarray(scores_out, float))
+    return np.mean((diff > 0) + 0.5 * (diff == 0))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_matches_a_brute_force_pairwise_count_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    # Few distinct values: many ties within and across the groups, in shuffled order.
+    scores_in = rng.integers(0, 6, rng.integers(1, 40)).astype(float)
+    scores_out = rng.integers(-2, 4, rng.integers(1, 40)).astype(float)
+    assert metrics.auroc(scores_in, scores_out) == pytest.approx(_pairwise_auroc(scores_in, scores_out))
+
+
+def test_auroc_refuses_an_empty_set():
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.auroc([], [1.0])
 
 
 def test_fpr_at_95_tpr():

@@ -1,0 +1,194 @@
+"""JEM quality per CPU-minute: train at a compute budget, evaluate, record; then tabulate.
+
+    python benchmarks/bench_frontier.py run --budget 15 --seed 1            # one cell
+    python benchmarks/bench_frontier.py run --budget 15 --seed 1 --recipe ema
+    python benchmarks/bench_frontier.py table                                # aggregate
+
+A cell runs ``train.py`` with ``--budget_minutes BUDGET --seed SEED`` and the recipe's
+flags into ``benchmarks/runs/frontier/<recipe>-b<budget>-s<seed>`` (the budget counts the
+training process's CPU time divided by its usable cores, so other work on the machine does
+not change a cell's result; the wall time is recorded beside it). The run ends with
+``keras_ebm.evaluate`` on its final weights; the cell's figures are written to
+``benchmarks/frontier/<cell>.json``. ``table`` writes the mean and spread over seeds of every
+recorded (recipe, budget) to ``benchmarks/RESULTS.md`` and the frontier figure to
+``benchmarks/figures/frontier.png``.
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench_mnist import append_results, machine
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CELLS = os.path.join(HERE, "frontier")
+
+# Recipes: train.py flags on top of the defaults. Every cell trains with --budget_minutes.
+RECIPES = {
+    "default": [],
+    "ema": ["--ema", "0.995"],
+}
+COMMON = ["--epochs", "1000", "--sample_every", "0", "--verbose", "2"]
+
+
+def summarise(run_dir):
+    """The figures of one finished cell."""
+    with open(os.path.join(run_dir, "test_metrics.json")) as f:
+        test = json.load(f)
+    with open(os.path.join(run_dir, "evaluation", "evaluation.json")) as f:
+        ev = json.load(f)
+    fid = ev["unconditional"]["classifier_fid"]
+    best_auroc = {name: max(score["auroc"] for score in by_score.values())
+                  for name, by_score in ev["ood"].items()}
+    return {
+        "accuracy": ev["accuracy"], "ece": ev["ece"],
+        "fid": fid["mean"], "fid_floor": fid["floor"], "fid_ratio": fid["ratio_to_floor"],
+        "conditional_accuracy": ev["conditional_sample_accuracy"],
+        "worst_class_accuracy": min(ev["conditional_sample_accuracy_per_class"]),
+        "coverage": ev["unconditional"]["label_coverage"],
+        "long_chain_fid_ratio": ev["long_chain"]["fid_ratio_to_stated_steps"],
+        "long_chain_coverage": ev["long_chain"]["label_coverage"],
+        "nearest_train_samples": ev["nearest_train_distance"]["samples"],
+        "nearest_train_test": ev["nearest_train_distance"]["test_images"],
+        "ood_best_auroc": best_auroc,
+        "ood_log_px_auroc": {name: s["log_px"]["auroc"] for name, s in ev["ood"].items()},
+        "budget_minutes_spent": test.get("budget_minutes_spent"),
+        "train_wall_minutes": test["train_seconds"] / 60,
+        "epochs_run": test["epochs_run"], "diverged": test["diverged"],
+        "steps": ev["langevin_steps"],
+    }
+
+
+def run_cell(budget, seed, recipe):
+    name = f"{recipe}-b{budget:g}-s{seed}"
+    run_dir = os.path.join(HERE, "runs", "frontier", name)
+    flags = ["--budget_minutes", f"{budget:g}", "--seed", str(seed), *COMMON, *RECIPES[recipe]]
+    command = [sys.executable, "train.py", "--out", run_dir, *flags]
+    print(f"[{time.strftime('%H:%M:%S')}] cell {name}: {' '.join(command[1:])}", flush=True)
+    start = time.time()
+    subprocess.run(command, cwd=ROOT, check=True)
+    wall = time.time() - start
+    row = dict(summarise(run_dir), recipe=recipe, budget=budget, seed=seed,
+               command_wall_minutes=wall / 60, machine=machine(), date=time.strftime("%Y-%m-%d"),
+               command=f"python benchmarks/bench_frontier.py run --budget {budget:g} "
+                       f"--seed {seed} --recipe {recipe}",
+               train_flags=" ".join(flags))
+    os.makedirs(CELLS, exist_ok=True)
+    with open(os.path.join(CELLS, name + ".json"), "w") as f:
+        json.dump(row, f, indent=2, sort_keys=True)
+    print(json.dumps(row, indent=2, sort_keys=True))
+    return row
+
+
+def _mean_std(values, scale=1.0, digits=2):
+    import numpy as np
+
+    values = np.asarray(values, dtype=float) * scale
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def load_cells():
+    rows = []
+    for path in sorted(glob.glob(os.path.join(CELLS, "*.json"))):
+        with open(path) as f:
+            rows.append(json.load(f))
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["recipe"], row["budget"]), []).append(row)
+    return groups
+
+
+def table(groups):
+    sets = sorted({name for rows in groups.values() for name in rows[0]["ood_best_auroc"]})
+    header = ["recipe", "budget (CPU min)", "seeds", "wall min (train)", "test accuracy %",
+              "ECE %", "FID / floor", "cond. acc. %", "worst class %", "coverage",
+              "FID at 3x steps / FID", "nearest-train L2 (test images)"]
+    header += [f"AUROC {name}" for name in sets]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (recipe, budget), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        get = lambda key: [r[key] for r in rows]  # noqa: E731
+        cells = [recipe, f"{budget:g}", ",".join(str(r["seed"]) for r in rows),
+                 _mean_std(get("train_wall_minutes"), digits=1),
+                 _mean_std(get("accuracy"), 100), _mean_std(get("ece"), 100),
+                 _mean_std(get("fid_ratio"), digits=1),
+                 _mean_std(get("conditional_accuracy"), 100, 1),
+                 _mean_std(get("worst_class_accuracy"), 100, 1),
+                 "/".join(str(c) for c in get("coverage")),
+                 _mean_std(get("long_chain_fid_ratio")),
+                 f"{_mean_std(get('nearest_train_samples'))} ({rows[0]['nearest_train_test']:.2f})"]
+        cells += [_mean_std([r["ood_best_auroc"][name] for r in rows], digits=3) for name in sets]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(groups, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("fid_ratio", "classifier FID / real floor", 1), ("accuracy", "test accuracy %", 100),
+              ("conditional_accuracy", "conditional-sample accuracy %", 100)]
+    for recipe in sorted({r for r, _ in groups}):
+        budgets = sorted(b for r, b in groups if r == recipe)
+        for ax, (key, label, scale) in zip(axes, panels):
+            values = [np.array([row[key] for row in groups[recipe, b]]) * scale for b in budgets]
+            ax.errorbar(budgets, [v.mean() for v in values],
+                        yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in values],
+                        marker="o", capsize=3, label=recipe)
+            ax.set_xlabel("training budget, CPU minutes (2 cores)")
+            ax.set_ylabel(label)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    cell = sub.add_parser("run", help="train, evaluate and record one cell")
+    cell.add_argument("--budget", type=float, required=True, help="CPU minutes of training")
+    cell.add_argument("--seed", type=int, required=True, help="training seed")
+    cell.add_argument("--recipe", default="default", choices=sorted(RECIPES),
+                      help="train.py flags on top of the defaults (see RECIPES)")
+    sub.add_parser("table", help="aggregate the recorded cells into RESULTS.md and a figure")
+    args = parser.parse_args(argv)
+    if args.action == "run":
+        if not args.budget > 0:
+            parser.error(f"--budget must be > 0 CPU minutes, got {args.budget}")
+        run_cell(args.budget, args.seed, args.recipe)
+        return 0
+    groups = load_cells()
+    if not groups:
+        parser.error(f"no recorded cells in {CELLS}; run some with `run` first")
+    text = table(groups)
+    os.makedirs(os.path.join(HERE, "figures"), exist_ok=True)
+    figure(groups, os.path.join(HERE, "figures", "frontier.png"))
+    steps = sorted({r["steps"] for rows in groups.values() for r in rows})
+    section = (f"\n## JEM quality per CPU-minute: the frontier ({time.strftime('%Y-%m-%d')})\n\n"
+               "Command: `python benchmarks/bench_frontier.py table` over cells run with "
+               "`python benchmarks/bench_frontier.py run --budget B --seed S --recipe R` "
+               "(each cell's command, machine and train.py flags are in "
+               "`benchmarks/frontier/<recipe>-b<B>-s<S>.json`).\n\n"
+               f"Machine: {machine()}. Each column is one set of weights per seed: the final "
+               "weights of the run. Mean ± std (ddof 1) over seeds. Samples from uniform noise, "
+               f"{'/'.join(map(str, steps))} Langevin steps; FID / floor: classifier FID of 500 "
+               "samples against the test set, over the same for 500 held-out (validation) "
+               "images; AUROC: the best of log p(x), max p(y|x) and the input-gradient norm "
+               "per OOD set.\n\n" + text + "\n\nFigure: `benchmarks/figures/frontier.png`.\n")
+    append_results(section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

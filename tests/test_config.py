@@ -1,0 +1,62 @@
+"""The command line explains itself: every flag has help, a default and its choices."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from keras_ebm import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_flag_has_help_a_section_and_its_default():
+    parser = config_lib.build_parser()
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    fields = {f.name: f for f in dataclasses.fields(config_lib.Config)}
+    assert set(actions) == set(fields)
+    for name, action in actions.items():
+        assert action.help and len(action.help) > 20, f"--{name} has no help"
+        assert "(default: " in action.help, f"--{name} does not show its default"
+        assert fields[name].metadata["section"] in config_lib.SECTIONS
+        choices = fields[name].metadata.get("choices")
+        if choices:
+            assert all(str(choice) in action.help for choice in choices), name
+    titles = {group.title for group in parser._action_groups}
+    assert set(config_lib.SECTIONS) <= titles
+
+
+def test_help_prints_every_flag_grouped(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--help"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for section in config_lib.SECTIONS:
+        assert f"\n{section}:" in result.stdout
+    for field in dataclasses.fields(config_lib.Config):
+        assert f"--{field.name}" in result.stdout
+
+
+def test_choices_are_enforced_by_the_parser():
+    try:
+        config_lib.from_args(["--verbose", "3"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    else:
+        raise AssertionError("--verbose 3 was accepted")
+
+
+def test_keras_ebm_command_dispatches_to_each_subcommand(capsys):
+    from keras_ebm import cli
+
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in cli.COMMANDS)
+    assert cli.main([]) == 2
+    assert cli.main(["fit"]) == 2
+    assert "unknown command 'fit'" in capsys.readouterr().err
+    for command in cli.COMMANDS:
+        try:
+            cli.main([command, "--help"])
+        except SystemExit as exit_:
+            assert exit_.code == 0
+        assert "--" in capsys.readouterr().out, command
