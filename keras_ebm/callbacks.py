@@ -374,6 +374,10 @@ class ComputeBudget(keras.callbacks.Callback):
         if spent >= self.seconds:
             self.model.stop_training = True
 
+    def on_epoch_end(self, epoch, logs=None):
+        log.info("Compute budget: %.1f of %.1f CPU minutes spent", self.spent_seconds / 60,
+                 self.seconds / 60)
+
 
 class EpochLogger(keras.callbacks.Callback):
     """Write each epoch's metrics to the ``keras_ebm`` logger (and so the log file)."""

@@ -3,6 +3,7 @@
 Each subcommand is the ``main()`` of its module (``python train.py`` is ``keras-ebm train``).
 """
 
+import signal
 import sys
 
 COMMANDS = {
@@ -25,15 +26,41 @@ def train(argv=None):
     from keras_ebm import experiment
     from keras_ebm.data import DataError
 
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop: like Ctrl-C
     try:
         result = experiment.run(config)
     except (DataError, experiment.RunError, OSError) as err:  # OSError: a full disk, say
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. {resume_hint(argv, config.out)}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if result["diverged"]:
         print(f"error: {result['diverged']}", file=sys.stderr)
         return 3
     return 0
+
+
+def resume_hint(argv, run_dir):
+    """How to continue an interrupted run: its command with ``--resume --out RUN_DIR``."""
+    if not run_dir:
+        return "Nothing was written yet; rerun the same command."
+    flags, skip = [], False
+    for arg in (sys.argv[1:] if argv is None else argv):
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not (arg.startswith("--out=") or arg.startswith("--resume")):
+            flags.append(arg)
+    return (f"{run_dir} keeps its checkpoints and last backup; continue with:\n"
+            f"  keras-ebm train {' '.join(flags + ['--out', run_dir, '--resume'])}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv=None):

@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+import math
 import os
 import typing
 
@@ -143,12 +144,21 @@ class Config:
                                   MIXED_PRECISION)
 
     def __post_init__(self):
+        for name in ("out", "data_file", "log_file"):  # "runs/x/" and "runs/x" are one place
+            if getattr(self, name):
+                setattr(self, name, os.path.normpath(getattr(self, name)))
         if self.shift is None:
             self.shift = 0 if self.dataset.startswith("toy:") else 1
 
     def validate(self):
         """Raise ``ValueError`` naming the bad field and the fix."""
         errors = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                errors.append(f"--{field.name} must be a finite number, got {value}")
+        if errors:  # the range checks below would repeat these
+            raise ValueError("Invalid configuration:\n  " + "\n  ".join(errors))
         if self.model not in MODELS:
             errors.append(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.network not in NETWORKS:

@@ -141,8 +141,10 @@ def load_dataset(name="mnist", data_file=None, validation_size=5000, subset=None
             f"Unknown dataset {name!r}; use 'mnist' (bundled), 'tfds:NAME' "
             "(e.g. tfds:fashion_mnist) or 'toy:NAME' (e.g. toy:two_moons)."
         )
-    x_train, y_train = _as_images(arrays["x_train"]), arrays["y_train"].astype("int32")
-    x_test, y_test = _as_images(arrays["x_test"]), arrays["y_test"].astype("int32")
+    source = data_file or name
+    x_train, y_train = _as_images(arrays["x_train"]), _as_labels(arrays["y_train"], "y_train", source)
+    x_test, y_test = _as_images(arrays["x_test"]), _as_labels(arrays["y_test"], "y_test", source)
+    check_splits(x_train, y_train, x_test, y_test, source)
     if not 0 <= validation_size < len(x_train):
         raise DataError(
             f"validation_size must be in [0, {len(x_train)}), got {validation_size}."
@@ -154,6 +156,37 @@ def load_dataset(name="mnist", data_file=None, validation_size=5000, subset=None
     return Splits(
         x_train[train_idx], y_train[train_idx], x_train[val_idx], y_train[val_idx], x_test, y_test
     )
+
+
+def _as_labels(y, key, source):
+    y = np.asarray(y)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer)
+                           or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
+        raise DataError(f"{source}: {key} must be a vector of integer class labels, got "
+                        f"{y.dtype} of shape {y.shape}.")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{source}: {key} holds the label {int(y.min())}; class labels must be "
+                        "0, 1, ..., num_classes - 1.")
+    return y.astype("int32")
+
+
+def check_splits(x_train, y_train, x_test, y_test, source):
+    """Refuse splits a run cannot use, before any work: no images, mismatched image shapes,
+    test labels the training split never shows, or classes missing from training."""
+    if not len(x_train) or not len(x_test):
+        empty = "x_train" if not len(x_train) else "x_test"
+        raise DataError(f"{source}: {empty} holds no images; both splits need some.")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{source}: training images have shape {x_train.shape[1:]} but test "
+                        f"images {x_test.shape[1:]}; both splits need the same image shape.")
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    missing = sorted(set(range(num_classes)) - set(np.unique(y_train).tolist()))
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{source}: labels run up to {num_classes - 1}, but the training split has no image "
+            f"of class {shown} ({len(missing)} of {num_classes} classes missing). Labels must be "
+            "0, 1, ..., num_classes - 1 with every class in the training split.")
 
 
 def _as_images(x):

@@ -13,6 +13,9 @@ from keras_ebm.buffer import ReplayBuffer
 from keras_ebm.sampler import LangevinSampler
 
 
+MAX_SAMPLES_PER_CALL = 65536  # chains run side by side; more would exhaust memory
+
+
 def marginal_energy(scores):
     """``E(x) = -logsumexp_y f(x)[y]`` from scores ``[batch, num_outputs]``."""
     return -tf.reduce_logsumexp(scores, axis=-1)
@@ -123,6 +126,17 @@ class EBM(keras.Model):
                 f"Images must have shape [N, {', '.join(map(str, self.sample_shape))}], got "
                 f"{x.shape.as_list()}; pad or crop them as in training (--pad)."
             )
+        if tf.executing_eagerly():  # a caller's batch; inside the sampler's graph this is known
+            if x.shape[0] == 0:
+                raise ValueError("Got an empty batch of images; pass at least one image.")
+            low, high = self.value_range
+            finite = bool(tf.reduce_all(tf.math.is_finite(x)))
+            if not finite or float(tf.reduce_min(x)) < low - 1e-3 or float(tf.reduce_max(x)) > high + 1e-3:
+                raise ValueError(
+                    f"Images must be finite floats in the model's range [{low}, {high}], got "
+                    + ("NaN or infinite values" if not finite else
+                       f"values in [{float(tf.reduce_min(x)):.4g}, {float(tf.reduce_max(x)):.4g}]")
+                    + "; scale uint8 pixels with keras_ebm.data.preprocess(images).")
         return x
 
     def conditional_energy(self, x, labels):
@@ -179,6 +193,9 @@ class EBM(keras.Model):
                 ``E(x, y)``: the chain still targets ``p(x|y)``, from a better start.
         """
         steps = self.sampler.steps if steps is None else steps
+        if int(num_samples) > MAX_SAMPLES_PER_CALL:
+            raise ValueError(f"num_samples {num_samples} is more than one call can hold in memory "
+                             f"(at most {MAX_SAMPLES_PER_CALL}); call generate in batches.")
         if int(num_samples) < 1 or int(steps) < 0 or not 0 <= unconditional_steps <= int(steps):
             raise ValueError(f"num_samples must be >= 1, steps >= 0 and unconditional_steps in "
                              f"[0, steps], got {num_samples}, {steps} and {unconditional_steps}.")

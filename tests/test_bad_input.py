@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ebm import callbacks, cli, config as config_lib, evaluate, experiment, export, networks, state
+from keras_ebm import (callbacks, cli, config as config_lib, data, evaluate, experiment, export,
+                       networks, state)
 from keras_ebm.model import JEM
 from keras_ebm.sampler import LangevinSampler
 
@@ -38,6 +39,12 @@ def model():
      r"Images must be floats .* got uint8; scale uint8 pixels with keras_ebm.data.preprocess"),
     (lambda m: m.conditional_energy(np.zeros((2, 28, 28, 1), np.int32), [0, 1]), "got int32"),
     (lambda m: m.generate(0), "num_samples must be >= 1"),
+    (lambda m: m.generate(10**7), r"at most 65536\); call generate in batches"),
+    (lambda m: m.energy(np.zeros((0, 28, 28, 1), np.float32)), "empty batch of images"),
+    (lambda m: m.energy(np.full((2, 28, 28, 1), 255.0)),
+     r"range \[-1.0, 1.0\], got values in \[255, 255\]; scale uint8 pixels"),
+    (lambda m: m.conditional_energy(np.full((1, 28, 28, 1), np.nan, np.float32), [0]),
+     "got NaN or infinite values"),
     (lambda m: m.generate(2, steps=-1), "steps >= 0 and unconditional_steps in \\[0, steps\\], got 2, -1"),
     (lambda m: m.generate(3, steps=1, labels=[1, 2]), r"labels must be 3 class indices"),
     (lambda m: m.generate(2, steps=1, labels=[1, 10]), r"in \[0, 10\), got \[1, 10\]"),
@@ -97,6 +104,51 @@ def test_exported_endpoints_reject_bad_inputs(exported, call, error, message):
 def test_bad_resume_and_recovery_flags(flags, message):
     with pytest.raises(ValueError, match=message):
         config_lib.from_args(flags)
+
+
+@pytest.mark.parametrize("flags", [["--langevin_sigma", "nan"], ["--reg_weight", "nan"],
+                                   ["--lr", "inf"], ["--ema", "nan"], ["--budget_minutes", "inf"]])
+def test_non_finite_numbers_are_refused(flags):
+    with pytest.raises(ValueError, match=f"{flags[0]} must be a finite number"):
+        config_lib.from_args(flags)
+
+
+def test_a_trailing_slash_names_the_same_run_directory(tmp_path):
+    config = config_lib.Config(out=str(tmp_path) + "/", resume=True)
+    assert config.out == str(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(dict(vars(config), out=str(tmp_path))))
+    assert experiment.reopen_run_dir(str(tmp_path) + "/", config) is True
+
+
+def write_mnist_like(path, **overrides):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+              "y_train": np.arange(40) % 10,
+              "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+              "y_test": np.arange(20) % 10}
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"y_train": np.r_[np.arange(39) % 10, 200]}, "no image of class 10, 11, 12, 13, 14, ..."),
+    ({"y_test": np.r_[np.arange(19) % 10, 12]}, "no image of class 10, 11"),
+    ({"y_train": np.r_[np.arange(39) % 10, -1]}, "holds the label -1"),
+    ({"y_train": np.arange(40) % 10 + 0.5}, "integer class labels"),
+    ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, int)}, "x_test holds no images"),
+    ({"x_test": np.zeros((20, 32, 32), np.uint8)}, r"test images \(32, 32, 1\)"),
+])
+def test_data_files_with_bad_labels_or_splits_are_refused_before_training(tmp_path, capsys,
+                                                                          overrides, message):
+    path = write_mnist_like(tmp_path / "data.npz", **overrides)
+    with pytest.raises(data.DataError, match=message):
+        data.load_dataset(data_file=path, validation_size=5)
+    out = tmp_path / "run"
+    assert cli.train(["--data_file", path, "--out", str(out), "--validation_size", "5",
+                      "--batch_size", "8"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not out.exists()  # refused before the run directory is made
 
 
 def test_resume_refuses_other_settings_and_finished_runs(tmp_path):

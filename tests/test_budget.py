@@ -73,7 +73,7 @@ def test_compute_budget_resumes_from_the_saved_share(monkeypatch):
 
 @pytest.mark.parametrize("value", [0, -1, math.nan, math.inf])
 def test_bad_budgets_are_refused(value):
-    with pytest.raises(ValueError, match="--budget_minutes must be a positive number"):
+    with pytest.raises(ValueError, match="--budget_minutes must be a (positive|finite) number"):
         Config(budget_minutes=value).validate()
     with pytest.raises(ValueError, match="minutes must be a positive number"):
         callbacks.ComputeBudget(value, progress=None)

@@ -60,3 +60,22 @@ def test_keras_ebm_command_dispatches_to_each_subcommand(capsys):
         except SystemExit as exit_:
             assert exit_.code == 0
         assert "--" in capsys.readouterr().out, command
+
+
+def test_an_interrupted_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    import signal
+    import time
+
+    from keras_ebm import cli, experiment
+
+    def run(config):
+        config.out = str(tmp_path / "run")
+        os.kill(os.getpid(), signal.SIGTERM)  # as a batch scheduler stops a job
+        time.sleep(5)
+
+    monkeypatch.setattr(experiment, "run", run)
+    assert cli.train(["--lr", "0.01", "--out", "elsewhere/", "--epochs", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"keras-ebm train --lr 0.01 --epochs 2 --out {tmp_path / 'run'} --resume" in err
+    assert signal.getsignal(signal.SIGTERM) is not cli._interrupt  # handler restored
