@@ -24,7 +24,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_ebm.model import JEM
+from keras_ebm.model import EBM, JEM, MAX_SAMPLES_PER_CALL as MAX_SAMPLES
 
 
 class ExportError(ValueError):
@@ -42,6 +42,7 @@ def _endpoints(model, pad):
             return tf.identity(value)
 
     def to_model(images):
+        images = checked(images, tf.shape(images)[0] > 0, "images must hold at least one image")
         images = checked(images, (images >= 0) & (images <= 1),
                          "images must hold pixel values in [0, 1]; divide uint8 pixels by 255")
         x = low + (high - low) * tf.cast(images, tf.float32)
@@ -55,7 +56,9 @@ def _endpoints(model, pad):
         return tf.clip_by_value((x - low) / (high - low), 0.0, 1.0)
 
     def start(num_samples, seed):
-        num_samples = checked(num_samples, num_samples >= 0, "num_samples must be >= 0")
+        num_samples = checked(num_samples, (num_samples >= 1) & (num_samples <= MAX_SAMPLES),
+                              f"num_samples (or the number of labels) must be in [1, {MAX_SAMPLES}]; "
+                              "ask for larger sets in batches")
         seeds = tf.random.experimental.stateless_split(
             tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)]), 2)
         shape = tf.concat([[num_samples], model.sample_shape], axis=0)
@@ -97,6 +100,14 @@ def _endpoints(model, pad):
     return endpoints
 
 
+def _readable_by_all(root):
+    """Directories rwxr-xr-x and files rw-r--r-- (mkdtemp makes the top one owner-only)."""
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, 0o755)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
+
+
 def export_model(model, out_dir, pad=0):
     """Write ``model`` as a SavedModel to ``out_dir`` (which must not exist).
 
@@ -120,6 +131,7 @@ def export_model(model, out_dir, pad=0):
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         archive.write_out(tmp, verbose=False)
+        _readable_by_all(tmp)  # a serving container may run under another uid
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -154,6 +166,10 @@ def load_for_export(path):
         model = keras.saving.load_model(path)
     except Exception as err:  # a truncated or foreign file: say which
         raise ExportError(f"Cannot load {path}: {err}") from None
+    if not isinstance(model, EBM):  # JEM is an EBM
+        raise ExportError(f"{path} holds a {type(model).__name__}, not a keras_ebm EBM or JEM; "
+                          "evaluate and export take those (an RBM run reports its likelihood in "
+                          "log_likelihood.json).")
     return model, pad
 
 

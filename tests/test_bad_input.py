@@ -81,7 +81,13 @@ SCALAR = tf.constant(2)
     (lambda e: e.sample(num_samples=tf.constant(2.0), steps=SCALAR, seed=SCALAR), TypeError,
      "dtype=tf.int32, name='num_samples'"),
     (lambda e: e.sample(num_samples=tf.constant(-1), steps=SCALAR, seed=SCALAR),
-     tf.errors.InvalidArgumentError, "num_samples must be >= 0"),
+     tf.errors.InvalidArgumentError, r"num_samples \(or the number of labels\) must be in \[1, 65536\]"),
+    (lambda e: e.sample(num_samples=tf.constant(10**7), steps=SCALAR, seed=SCALAR),
+     tf.errors.InvalidArgumentError, "ask for larger sets in batches"),
+    (lambda e: e.energy(images=tf.zeros([0, 28, 28, 1])), tf.errors.InvalidArgumentError,
+     "images must hold at least one image"),
+    (lambda e: e.sample_class(labels=tf.zeros([0], tf.int32), steps=SCALAR, seed=SCALAR),
+     tf.errors.InvalidArgumentError, r"must be in \[1, 65536\]"),
     (lambda e: e.sample(num_samples=SCALAR, steps=tf.constant(-5), seed=SCALAR),
      tf.errors.InvalidArgumentError, "steps must be >= 0"),
     (lambda e: e.sample_class(labels=tf.constant([3, 10]), steps=SCALAR, seed=SCALAR),
@@ -214,3 +220,32 @@ def test_truncated_checkpoints_are_refused_by_evaluate_and_export(model, tmp_pat
     assert export.main([str(path), str(tmp_path / "export")]) == 2
     assert capsys.readouterr().err.count(f"error: Cannot load {path}") == 2
     assert not os.path.exists(tmp_path / "evaluation") and not os.path.exists(tmp_path / "export")
+
+
+def test_the_export_is_readable_by_other_users(model, tmp_path):
+    directory = tmp_path / "model"
+    export.export_model(model, str(directory))
+    for root, dirs, files in os.walk(directory):
+        assert os.stat(root).st_mode & 0o777 == 0o755, root
+        for name in files:
+            assert os.stat(os.path.join(root, name)).st_mode & 0o777 == 0o644, name
+
+
+def test_evaluate_and_export_refuse_models_that_are_not_ebms(tmp_path, capsys):
+    from keras_ebm.rbm import RBM
+
+    rbm = RBM((28, 28, 1), num_hidden=4, seed=0)
+    rbm.compile(keras.optimizers.SGD(0.1))
+    rbm.fit(np.zeros((8, 28, 28, 1), np.float32), epochs=1, batch_size=8, verbose=0)
+    run_dir = tmp_path / "rbm-run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    rbm.save(run_dir / "checkpoints" / "last.keras")
+    inputs = keras.Input((28, 28, 1))
+    keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs))).save(
+        tmp_path / "plain.keras")
+    for target in (str(run_dir), str(tmp_path / "plain.keras")):
+        assert evaluate.main([target]) == 2
+        assert export.main([target, str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("not a keras_ebm EBM or JEM") == 2, err
+    assert not (run_dir / "evaluation").exists() and not (tmp_path / "out").exists()

@@ -84,8 +84,8 @@ def test_unconditional_ebm_runs(tmp_path):
     [
         (["--langevin_steps", "-1"], "--langevin_steps must be >= 0"),
         (["--batch_size", "0"], "--batch_size must be > 0"),
-        (["--network", "vgg"], "--network must be one of mlp, cnn, cnn_wide, resnet"),
-        (["--model", "gan"], "--model must be one of jem, ebm"),
+        (["--network", "vgg"], "argument --network: invalid choice: 'vgg'"),
+        (["--model", "gan"], "argument --model: invalid choice: 'gan'"),
         (["--reinit_prob", "2"], "--reinit_prob must be in [0, 1]"),
         (["--conditional_sampling", "2"], "--conditional_sampling must be a share in [0, 1]"),
         (["--epochs", "ten"], "invalid int value"),
