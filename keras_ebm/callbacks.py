@@ -124,7 +124,8 @@ class DivergenceGuard(keras.callbacks.Callback):
     at the start and after every healthy epoch), reseeds the model's and buffer's
     seed generators, multiplies the learning-rate scale by ``lr_factor`` (when the
     optimizer uses a :class:`~keras_ebm.state.ScaledSchedule`) and carries on with
-    the next batches. Each event is logged and appended to ``events_path`` (JSON).
+    the next batches. Each event is logged and appended to ``events_path`` (JSON);
+    ``checkpoint_path`` (the last checkpoint, if any) is named in the final message.
     After ``max_recoveries`` rollbacks the next divergence restores the last good
     state once more and stops training; ``diverged`` holds the reason (``None`` otherwise).
     """
@@ -132,7 +133,7 @@ class DivergenceGuard(keras.callbacks.Callback):
     watched = ("loss", "energy_real", "energy_sample")
 
     def __init__(self, max_abs_energy=1e4, max_energy_gap=float("inf"), max_recoveries=0,
-                 lr_factor=1.0, events_path=None):
+                 lr_factor=1.0, events_path=None, checkpoint_path=None):
         super().__init__()
         if max_recoveries < 0 or not 0 < lr_factor <= 1:
             raise ValueError(f"max_recoveries must be >= 0 and lr_factor in (0, 1], got "
@@ -149,6 +150,7 @@ class DivergenceGuard(keras.callbacks.Callback):
         self.diverged = None
         self.epoch = 0
         self.good = None  # (description, state arrays) to roll back to
+        self.checkpoint_path = checkpoint_path
 
     def on_train_begin(self, logs=None):
         self.good = ("state at the start of training", state.capture(self.model))
@@ -184,7 +186,7 @@ class DivergenceGuard(keras.callbacks.Callback):
                 f"training diverged at {where}: {problem}"
                 + (f", after {len(self.events)} rollback(s)" if self.events else "") + ". "
                 "Lower --lr or --langevin_alpha, or raise --reg_weight; "
-                "the last checkpoint before the divergence is kept."
+                + self.checkpoint_note()
             )
             log.error(self.diverged)
             if self.good is not None:
@@ -192,6 +194,13 @@ class DivergenceGuard(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.roll_back(where, problem)
+
+    def checkpoint_note(self):
+        if self.checkpoint_path is None:
+            return "the model holds the last good state."
+        if os.path.isfile(self.checkpoint_path):
+            return f"the last checkpoint before it is kept ({self.checkpoint_path})."
+        return "no epoch had finished, so no checkpoint was written."
 
     def roll_back(self, where, problem):
         restored, arrays = self.good

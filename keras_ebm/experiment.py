@@ -267,7 +267,8 @@ def run(config):
     gap = config.max_energy_gap if config.px_weight > 0 or config.model != "jem" else float("inf")
     guard = callbacks.DivergenceGuard(
         config.max_abs_energy, gap, config.max_recoveries, config.recovery_lr_factor,
-        events_path=os.path.join(run_dir, "recoveries.json"))
+        events_path=os.path.join(run_dir, "recoveries.json"),
+        checkpoint_path=os.path.join(run_dir, "checkpoints", "last.keras"))
     total_steps = config.epochs * prepared.steps_per_epoch
     monitor = {"jem": ("accuracy", "max"), "ebm": ("cdiv", "min"),
                "rbm": ("pseudo_log_likelihood", "max")}[config.model]
@@ -313,7 +314,9 @@ def run(config):
         checkpoint.save("last.keras")
 
     results = evaluate(model, test_ds)
-    results.update(train_seconds=train_seconds, epochs_run=len(history.epoch),
+    # Epochs of the whole run: those before a resume and those fit ran now.
+    epochs_run = position["epoch"] + len(history.epoch)
+    results.update(train_seconds=train_seconds, epochs_run=epochs_run,
                    diverged=guard.diverged, recoveries=len(guard.events))
     if budget is not None:
         results["budget_minutes_spent"] = budget.spent_seconds / 60.0

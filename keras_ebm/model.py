@@ -146,7 +146,16 @@ class EBM(keras.Model):
                 "Class-conditional energies need a network with one output per class; "
                 f"this network has {self.num_outputs} output."
             )
-        return class_energy(self.network(self.check_images(x), training=False), labels)
+        x = self.check_images(x)
+        if tf.executing_eagerly():
+            labels = tf.convert_to_tensor(labels)
+            if (labels.shape != (x.shape[0],) or not labels.dtype.is_integer
+                    or not bool(tf.reduce_all((labels >= -1) & (labels < self.num_outputs)))):
+                raise ValueError(
+                    f"labels must be {x.shape[0]} integer class indices in [0, {self.num_outputs}) "
+                    f"(-1: E(x)), one per image, got {labels.dtype.name} of shape "
+                    f"{labels.shape.as_list()}.")
+        return class_energy(self.network(x, training=False), labels)
 
     # --- sampling -----------------------------------------------------------
     def _next_seed(self, generator=None):

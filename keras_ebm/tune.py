@@ -6,6 +6,7 @@ keras-tuner's trials, ``trials.json``, ``best_hyperparameters.json``) and
 prints the trials and the best hyperparameters as ``train.py`` flags.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -43,13 +44,21 @@ def main(argv=None):
     experiment.setup_logging(config.log_file or os.path.join(config.out, "tune.log"))
     with open(os.path.join(config.out, "config.json"), "w") as f:
         f.write(config.to_json())
-    try:
-        best, tuner = tuning.search(config, splits, os.path.join(config.out, "tuner"),
-                                    max_trials=search_args["max_trials"],
-                                    samples_per_class=search_args["samples_per_class"],
-                                    sample_steps=search_args["score_steps"], seed=config.seed)
+    errors_log = os.path.join(config.out, "trial_errors.log")
+    try:  # keras-tuner prints a failing trial's traceback: it goes to the errors log
+        with open(errors_log, "w") as errors, contextlib.redirect_stderr(errors):
+            best, tuner = tuning.search(config, splits, os.path.join(config.out, "tuner"),
+                                        max_trials=search_args["max_trials"],
+                                        samples_per_class=search_args["samples_per_class"],
+                                        sample_steps=search_args["score_steps"], seed=config.seed)
     except experiment.RunError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # keras-tuner stops the search when a trial fails
+        cause = [line for line in str(err).splitlines() if line.strip()][-1:]
+        print(f"error: a trial failed ({cause[0].strip() if cause else err}); the search stopped "
+              f"and reports no best. The traceback is in {errors_log}; fix the cause and run the "
+              "search again with another --out.", file=sys.stderr)
         return 2
     trials = tuning.write_results(config.out, best, tuner)
     print(tuning.format_table(trials))

@@ -249,3 +249,54 @@ def test_evaluate_and_export_refuse_models_that_are_not_ebms(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("not a keras_ebm EBM or JEM") == 2, err
     assert not (run_dir / "evaluation").exists() and not (tmp_path / "out").exists()
+
+
+# --- fuzzing: random bad values never reach TensorFlow's internals -------------------------
+
+FUZZ_VALUES = ["nan", "inf", "-inf", "-1", "0", "1e309", "abc", "", "2.5", "-0.0", "1e-300",
+               "99999999999", "true", "none"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzzed_flags_fail_with_exit_2_or_a_message_naming_the_flag(seed, capsys):
+    import dataclasses
+    import random
+
+    rng = random.Random(seed)
+    names = [f.name for f in dataclasses.fields(config_lib.Config)]
+    for _ in range(200):
+        flags = []
+        for name in rng.sample(names, rng.randint(1, 3)):
+            flags += [f"--{name}", rng.choice(FUZZ_VALUES)]
+        try:
+            config_lib.from_args(flags)
+        except SystemExit as exit_:  # argparse: a value of the wrong type or choice
+            assert exit_.code == 2, flags
+            assert ": error: " in capsys.readouterr().err, flags
+        except ValueError as err:
+            assert str(err).startswith("Invalid configuration"), flags
+            assert any(flag in str(err) for flag in flags[::2]), (flags, str(err))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_fuzzed_api_calls_succeed_or_raise_a_value_error(model, seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(0, 28, 28, 1), (2, 28, 28), (2, 28, 28, 1), (2, 32, 32, 1), (1, 28, 28, 1)]
+    dtypes = [np.uint8, np.int32, np.float16, np.float32, np.float64, np.bool_]
+    values = [np.nan, np.inf, 255.0, -5.0, 0.5, -1.0]
+    label_sets = [None, [], [0], [10], [-1], [[0]], [0, 1]]
+    for _ in range(60):
+        shape = shapes[rng.integers(len(shapes))]
+        x = np.full(shape, values[rng.integers(len(values))]).astype(dtypes[rng.integers(len(dtypes))])
+        labels = label_sets[rng.integers(len(label_sets))]
+        calls = [
+            lambda: model.energy(x),
+            lambda: model.conditional_energy(x, labels if labels is not None else [0]),
+            lambda: model.generate(int(rng.choice([-1, 0, 1, 2, 70000])),
+                                   steps=int(rng.choice([-1, 0, 1])), labels=labels,
+                                   unconditional_steps=int(rng.choice([-1, 0, 2]))),
+        ]
+        try:
+            calls[rng.integers(len(calls))]()
+        except ValueError as err:
+            assert str(err), "a ValueError without a message"

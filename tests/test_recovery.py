@@ -107,6 +107,22 @@ def test_divergence_beyond_max_recoveries_stops_with_the_last_good_state_and_the
     assert all(np.all(np.isfinite(a)) for a in state.capture(model))
 
 
+@pytest.mark.parametrize("exists, note", [
+    (False, "no epoch had finished, so no checkpoint was written"),
+    (True, "the last checkpoint before it is kept"),
+])
+def test_the_stop_message_says_whether_a_checkpoint_exists(tmp_path, exists, note):
+    checkpoint = tmp_path / "last.keras"
+    if exists:
+        checkpoint.write_text("a checkpoint")
+    model = small_jem()
+    guard = callbacks.DivergenceGuard(max_abs_energy=1e3, max_recoveries=0,
+                                      checkpoint_path=str(checkpoint))
+    model.fit(batches(), epochs=2, verbose=0,
+              callbacks=[guard, HugeLearningRate(epoch=0, at=0, times=3)])
+    assert note in guard.diverged
+
+
 @pytest.mark.parametrize("logs, flagged", [
     ({"loss": 0.3, "energy_real": -2.0, "energy_sample": -1.5, "cdiv": -0.5}, None),
     ({"loss": float("nan")}, "loss = nan"),

@@ -191,3 +191,24 @@ def test_sigkill_then_the_same_command_finishes_like_an_uninterrupted_run(
     assert_same_run(metrics, out, reference)
     rows = (out / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
+    assert metrics["epochs_run"] == reference[1]["epochs_run"] == 3
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_ends_cleanly_and_resume_finishes_like_an_uninterrupted_run(
+        tmp_path, data_file, reference, signum):
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(command(out, data_file), cwd=ROOT, env=env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    backup, deadline = out / "backup.npz", time.time() + 240
+    while not backup.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert f"--out {out} --resume" in stderr  # the command that continues the run
+    assert backup.exists() and not (out / "test_metrics.json").exists()
+    metrics = run(out, data_file)
+    assert_same_run(metrics, out, reference)
+    assert metrics["epochs_run"] == 3

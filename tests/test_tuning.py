@@ -42,6 +42,19 @@ def test_a_failing_trial_fails_the_search(tmp_path, monkeypatch):
         tuning.search(config, splits, str(tmp_path / "tuner"), max_trials=2)
 
 
+def test_a_failing_trial_ends_the_command_with_a_message(tmp_path, monkeypatch, capsys):
+    def broken_fit(self, hp, model, *args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(tuning.JEMHyperModel, "fit", broken_fit)
+    out = tmp_path / "tune"
+    assert tune.main(["--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "error: a trial failed (ValueError: boom)" in err and "Traceback" not in err
+    assert "boom" in (out / "trial_errors.log").read_text()
+    assert not (out / "best_hyperparameters.json").exists()
+
+
 def test_tune_rejects_bad_flags(tmp_path, capsys):
     assert tune.main(["--out", str(tmp_path / "x"), "--model", "ebm"]) == 2
     assert "needs --model jem" in capsys.readouterr().err
