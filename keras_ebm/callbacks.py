@@ -296,14 +296,17 @@ class Backup(keras.callbacks.Callback):
     The file holds the weights, optimizer, replay buffer and seed generators
     (:mod:`keras_ebm.state`) and the position: the epoch ``fit`` continues in and
     ``step``, the number of batches of the training stream consumed. States with
-    non-finite metrics are not backed up.
+    non-finite metrics are not backed up. With ``steps_per_epoch`` the last batch of an
+    epoch is backed up only at the epoch's end (after validation), so an interrupt during
+    validation resumes before it and the run stays exact.
     """
 
-    def __init__(self, path, every=0, step=0):
+    def __init__(self, path, every=0, step=0, steps_per_epoch=None):
         super().__init__()
         self.path = path
         self.every = every
         self.step = step
+        self.steps_per_epoch = steps_per_epoch
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -311,7 +314,10 @@ class Backup(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        if self.every and self.step % self.every == 0:
+        # An epoch's last batch is backed up by on_epoch_end, after validation: a state saved
+        # before it would resume into an epoch whose batches are all done.
+        last_of_epoch = self.steps_per_epoch and self.step % self.steps_per_epoch == 0
+        if self.every and self.step % self.every == 0 and not last_of_epoch:
             self.save(self.epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):

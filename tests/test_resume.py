@@ -63,16 +63,30 @@ class Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated crash")
 
 
-def fit(model, backup_path, crash_at=None):
+class CrashInValidation(keras.callbacks.Callback):
+    """Raise in the validation after epoch ``epoch`` (1-based), all its batches done."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.validations = epoch, 0
+
+    def on_test_begin(self, logs=None):
+        self.validations += 1
+        if self.validations == self.epoch:
+            raise KeyboardInterrupt("simulated crash during validation")
+
+
+def fit(model, backup_path, crash_at=None, extra=(), every=3):
     """``fit`` as ``experiment.run`` does it: the stream, backups, resume from a backup."""
     position = state.load(model, backup_path) if os.path.exists(backup_path) else {
         "epoch": 0, "step": 0}
     stream = state.training_stream(train_set(), STEPS_PER_EPOCH, EPOCHS, position["step"])
-    extra = [Crash(crash_at)] if crash_at else []
+    extra = [Crash(crash_at)] if crash_at else list(extra)
     model.fit(stream, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
               validation_data=train_set().take(1),  # validation noise must not shift training's
               initial_epoch=position["epoch"], verbose=0, shuffle=False,
-              callbacks=[callbacks.Backup(backup_path, every=3, step=position["step"]),
+              callbacks=[callbacks.Backup(backup_path, every=every, step=position["step"],
+                                          steps_per_epoch=STEPS_PER_EPOCH),
                          callbacks.StopAtStep(EPOCHS * STEPS_PER_EPOCH, position["step"]),
                          *extra])
     return position
@@ -93,6 +107,24 @@ def test_crash_mid_epoch_and_resume_gives_the_uninterrupted_model(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == EPOCHS * STEPS_PER_EPOCH
     # The random streams continue identically too.
     np.testing.assert_array_equal(resumed.seed_generator.next(), reference.seed_generator.next())
+
+
+def test_a_crash_during_validation_resumes_exactly(tmp_path):
+    """With backups every 2 batches the 4th (an epoch's last) would be saved before its
+    validation; it is saved after it instead, so the resumed run validates as often as an
+    uninterrupted one and ends in the same state, evaluation noise included."""
+    reference = small_jem()
+    fit(reference, str(tmp_path / "reference.npz"), every=2)
+    path = str(tmp_path / "backup.npz")
+    resumed = small_jem()
+    with pytest.raises(KeyboardInterrupt):
+        fit(resumed, path, extra=[CrashInValidation(epoch=2)], every=2)
+    position = fit(resumed, path, every=2)
+    assert position == {"epoch": 1, "step": 6, "format": state.FORMAT}
+    for want, got in zip(state.capture(reference), state.capture(resumed)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(resumed.eval_seed_generator.next(),
+                                  reference.eval_seed_generator.next())
 
 
 def test_a_backup_from_another_model_or_a_truncated_file_is_refused(tmp_path):
