@@ -3,6 +3,7 @@
 Each subcommand is the ``main()`` of its module (``python train.py`` is ``keras-ebm train``).
 """
 
+import os
 import signal
 import sys
 
@@ -45,8 +46,8 @@ def train(argv=None):
 
 def resume_hint(argv, run_dir):
     """How to continue an interrupted run: its command with ``--resume --out RUN_DIR``."""
-    if not run_dir:
-        return "Nothing was written yet; rerun the same command."
+    if not run_dir or not os.path.isfile(os.path.join(run_dir, "config.json")):
+        return "No run directory was written yet; rerun the same command."
     flags, skip = [], False
     for arg in (sys.argv[1:] if argv is None else argv):
         if skip:
@@ -55,7 +56,7 @@ def resume_hint(argv, run_dir):
             skip = True
         elif not (arg.startswith("--out=") or arg.startswith("--resume")):
             flags.append(arg)
-    return (f"{run_dir} keeps its checkpoints and last backup; continue with:\n"
+    return (f"{run_dir} keeps its checkpoints and last backup (if any); continue with:\n"
             f"  keras-ebm train {' '.join(flags + ['--out', run_dir, '--resume'])}")
 
 

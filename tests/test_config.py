@@ -70,6 +70,8 @@ def test_an_interrupted_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
 
     def run(config):
         config.out = str(tmp_path / "run")
+        os.makedirs(config.out)
+        open(os.path.join(config.out, "config.json"), "w").close()
         os.kill(os.getpid(), signal.SIGTERM)  # as a batch scheduler stops a job
         time.sleep(5)
 
@@ -79,3 +81,4 @@ def test_an_interrupted_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
     assert "Traceback" not in err
     assert f"keras-ebm train --lr 0.01 --epochs 2 --out {tmp_path / 'run'} --resume" in err
     assert signal.getsignal(signal.SIGTERM) is not cli._interrupt  # handler restored
+    assert "No run directory was written yet" in cli.resume_hint([], str(tmp_path / "nothing"))
