@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import time
+import typing
 
 import keras
 import numpy as np
@@ -203,24 +204,109 @@ def prepare_data(config, splits):
     return PreparedData(train, val, test, steps_per_epoch, input_shape)
 
 
-def run(config):
-    """Train and evaluate the model described by a validated ``Config``.
+# --- what differs per kind of model ---------------------------------------------------------
 
-    Returns a dict with the run directory, the test metrics and whether
-    training diverged.
-    """
-    config.validate()
-    strategy = distribute.get_strategy(config.strategy)  # first: before TF starts its runtime
+def _describe_network(model, config, splits):
+    log.info("Model: %s with network %s (%d parameters)", type(model).__name__, config.network,
+             model.network.count_params())
+
+
+def _describe_rbm(model, config, splits):
+    log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
+             model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)
+    model.initialize_visible_bias(data.preprocess(splits.x_train.mean(axis=0, keepdims=True),
+                                                  config.pad))
+
+
+def _image_callbacks(config, run_dir, real_images):
+    samples_dir = os.path.join(run_dir, "samples")
+    tensorboard_dir = os.path.join(run_dir, "tensorboard", "samples") if config.tensorboard else None
+    return [callbacks.SampleGrid(samples_dir, real_images, every=config.sample_every,
+                                 steps=config.sample_steps, final_steps=config.final_sample_steps,
+                                 tensorboard_dir=tensorboard_dir, seed=config.seed),
+            callbacks.ChainSnapshots(samples_dir, steps=config.final_sample_steps, seed=config.seed)]
+
+
+def _density_callbacks(config, run_dir, real_images):
+    return [callbacks.DensityPlots(os.path.join(run_dir, "samples"), _density(config),
+                                   every=config.sample_every, steps=config.final_sample_steps,
+                                   seed=config.seed)]
+
+
+def _density(config):
+    return toy.get_density(config.dataset[len("toy:"):])
+
+
+def _evaluate_images(model, splits, config, run_dir):
+    log.info("Evaluating (calibration, OOD detection, sample quality)...")
+    report = evaluation.evaluate_model(
+        model, splits, os.path.join(run_dir, "evaluation"), pad=config.pad,
+        num_samples=config.eval_samples, steps=config.eval_steps, num_test=config.eval_num_test,
+        warm_start=config.eval_warm_start)
+    log.info("Evaluation:\n%s", evaluation.format_table(report))
+
+
+def _evaluate_density(model, splits, config, run_dir):
+    density = _density(config)
+    report = toy.evaluate_model(model, density, num_samples=config.eval_samples,
+                                steps=config.eval_steps, seed=config.seed)
+    os.makedirs(os.path.join(run_dir, "evaluation"), exist_ok=True)
+    write_json(os.path.join(run_dir, "evaluation", "evaluation.json"), report)
+    log.info("Distances to the true %s density: %s", density.name, json.dumps(report, sort_keys=True))
+
+
+def _evaluate_likelihood(model, splits, config, run_dir):
+    log.info("AIS test log-likelihood (%d runs, %d inverse temperatures)...", config.ais_runs,
+             config.ais_betas)
+    report = evaluate_log_likelihood(
+        model, data.preprocess(splits.x_test[:config.eval_num_test], config.pad),
+        data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad),
+        num_runs=config.ais_runs, num_betas=config.ais_betas, seed=config.seed)
+    write_json(os.path.join(run_dir, "log_likelihood.json"), report)
+    log.info("Test log-likelihood %.2f nats (log Z %.2f +- %.2f)", report["log_likelihood"],
+             report["log_z"], report["log_z_std"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What a run does differently for one kind of model: the metric that picks
+    ``best.keras``, set-up and log line, sample figures, and the final evaluation."""
+
+    monitor: tuple
+    describe: typing.Callable
+    figures: typing.Callable
+    evaluate: typing.Callable
+
+
+KINDS = {
+    "jem": Kind(("accuracy", "max"), _describe_network, _image_callbacks, _evaluate_images),
+    "ebm": Kind(("cdiv", "min"), _describe_network, _image_callbacks, _evaluate_images),
+    "toy": Kind(("cdiv", "min"), _describe_network, _density_callbacks, _evaluate_density),
+    "rbm": Kind(("pseudo_log_likelihood", "max"), _describe_rbm, _image_callbacks,
+                _evaluate_likelihood),
+}
+
+
+def kind_of(config):
+    return "toy" if config.dataset.startswith("toy:") else config.model
+
+
+# --- the run ------------------------------------------------------------------------------
+
+def start_devices(config):
+    """The distribution strategy (made before TensorFlow starts its runtime), determinism."""
+    strategy = distribute.get_strategy(config.strategy)
     if config.deterministic:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
     if config.batch_size % strategy.num_replicas_in_sync:
         raise RunError(f"--batch_size {config.batch_size} is the global batch; make it a multiple "
                        f"of the {strategy.num_replicas_in_sync} replicas.")
-    splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
-                               config.subset, config.seed)
-    prepared = prepare_data(config, splits)
-    train_ds, val_ds, test_ds = prepared.train, prepared.val, prepared.test
+    return strategy
+
+
+def open_run_dir(config):
+    """Create (or, with ``--resume``, reopen) the run directory; start its log and config."""
     run_dir = config.out or default_run_dir(config)
     resuming = config.resume and reopen_run_dir(run_dir, config)
     if not resuming:
@@ -230,27 +316,13 @@ def run(config):
     if not resuming:
         write_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
     log.info("Run directory: %s", run_dir)
-    log.info("Data: %d train, %d validation, %d test images of shape %s",
-             len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
+    return run_dir, resuming
 
-    with strategy.scope():
-        model = compile_model(build_model(config, prepared.input_shape, splits.num_classes,
-                                          splits.value_range),
-                              config, prepared.steps_per_epoch)
-    distribute.patch_for_multi_worker(model, strategy)
-    log.info("Strategy: %s (%s), %d replica(s)", config.strategy, type(strategy).__name__,
-             strategy.num_replicas_in_sync)
-    if isinstance(model, RBM):
-        log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
-                 model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)
-        model.initialize_visible_bias(
-            data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad))
-    else:
-        log.info("Model: %s with network %s (%d parameters)", type(model).__name__,
-                 config.network, model.network.count_params())
 
+def restore_position(model, strategy, run_dir, resuming):
+    """Where training continues (fit's epoch, batches done): from the backup when resuming."""
     backup_path = os.path.join(run_dir, BACKUP)
-    position = {"epoch": 0, "step": 0}  # where training continues: fit's epoch, batches done
+    position = {"epoch": 0, "step": 0}
     if resuming and os.path.isfile(backup_path):
         try:
             with strategy.scope():
@@ -260,98 +332,92 @@ def run(config):
         log.info("Resuming from %s: epoch %d, %d batches done", backup_path,
                  position["epoch"] + 1, position["step"])
     keep_epochs_before(os.path.join(run_dir, "metrics.csv"), position["epoch"])
+    return position
 
-    samples_dir = os.path.join(run_dir, "samples")
-    real_images = next(iter(test_ds))[0][:10].numpy()
+
+def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
+    """The run's callbacks; the divergence guard and the compute budget (or ``None``) too."""
     # A plain classifier (--px_weight 0) has no sampled negatives: its cdiv is real vs noise.
     gap = config.max_energy_gap if config.px_weight > 0 or config.model != "jem" else float("inf")
     guard = callbacks.DivergenceGuard(
         config.max_abs_energy, gap, config.max_recoveries, config.recovery_lr_factor,
         events_path=os.path.join(run_dir, "recoveries.json"),
         checkpoint_path=os.path.join(run_dir, "checkpoints", "last.keras"))
-    total_steps = config.epochs * prepared.steps_per_epoch
-    monitor = {"jem": ("accuracy", "max"), "ebm": ("cdiv", "min"),
-               "rbm": ("pseudo_log_likelihood", "max")}[config.model]
-    if val_ds is not None:
-        monitor = ("val_" + monitor[0], monitor[1])
+    monitor = (("val_" if prepared.val is not None else "") + kind.monitor[0], kind.monitor[1])
+    budget = (callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
+              if config.budget_minutes else None)
+    real_images = next(iter(prepared.test))[0][:10].numpy()
     callback_list = [
+        *([budget] if budget else []),
         guard,
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=resuming),
         callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor),
-        callbacks.Backup(backup_path, every=config.backup_every, step=position["step"],
-                         steps_per_epoch=prepared.steps_per_epoch),
-        callbacks.StopAtStep(total_steps, start=position["step"]),
+        callbacks.Backup(os.path.join(run_dir, BACKUP), every=config.backup_every,
+                         step=position["step"], steps_per_epoch=prepared.steps_per_epoch),
+        callbacks.StopAtStep(config.epochs * prepared.steps_per_epoch, start=position["step"]),
         callbacks.EpochLogger(),
-        callbacks.SampleGrid(samples_dir, real_images, every=config.sample_every,
-                             steps=config.sample_steps, final_steps=config.final_sample_steps,
-                             tensorboard_dir=os.path.join(run_dir, "tensorboard", "samples")
-                             if config.tensorboard else None, seed=config.seed),
-        callbacks.ChainSnapshots(samples_dir, steps=config.final_sample_steps, seed=config.seed),
+        *kind.figures(config, run_dir, real_images),
     ]
     if config.tensorboard:
         callback_list.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
-    budget = None
-    if config.budget_minutes:
-        budget = callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
-        callback_list.insert(0, budget)
-    density = toy.get_density(config.dataset[4:]) if config.dataset.startswith("toy:") else None
-    if density is not None:  # points, not images: density plots replace the image grids
-        callback_list = [c for c in callback_list
-                         if not isinstance(c, (callbacks.SampleGrid, callbacks.ChainSnapshots))]
-        callback_list.append(callbacks.DensityPlots(samples_dir, density, every=config.sample_every,
-                                                    steps=config.final_sample_steps,
-                                                    seed=config.seed))
+    return callback_list, guard, budget
 
+
+def train(model, config, prepared, position, callback_list):
+    """``model.fit`` over the stream of batches from ``position``; returns the test metrics."""
     start = time.time()
-    stream = state.training_stream(train_ds, prepared.steps_per_epoch, config.epochs,
+    stream = state.training_stream(prepared.train, prepared.steps_per_epoch, config.epochs,
                                    start_step=position["step"])
-    history = model.fit(stream, validation_data=val_ds, epochs=config.epochs,
-                        steps_per_epoch=prepared.steps_per_epoch,
-                        initial_epoch=position["epoch"], callbacks=callback_list,
-                        verbose=config.verbose, shuffle=False)
-    train_seconds = time.time() - start
-    if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
-        checkpoint = next(c for c in callback_list if isinstance(c, callbacks.Checkpoint))
-        checkpoint.save("last.keras")
-
-    results = evaluate(model, test_ds)
+    history = model.fit(stream, validation_data=prepared.val, epochs=config.epochs,
+                        steps_per_epoch=prepared.steps_per_epoch, initial_epoch=position["epoch"],
+                        callbacks=callback_list, verbose=config.verbose, shuffle=False)
+    results = evaluate(model, prepared.test)
     # Epochs of the whole run: those before a resume and those fit ran now.
-    epochs_run = position["epoch"] + len(history.epoch)
-    results.update(train_seconds=train_seconds, epochs_run=epochs_run,
-                   diverged=guard.diverged, recoveries=len(guard.events))
+    results.update(train_seconds=time.time() - start,
+                   epochs_run=position["epoch"] + len(history.epoch))
+    return results
+
+
+def run(config):
+    """Train and evaluate the model described by a validated ``Config``: data, model,
+    callbacks, fit, test metrics, evaluation, export, all in one run directory.
+
+    Returns a dict with the run directory, the test metrics, whether training diverged
+    and the model.
+    """
+    config.validate()
+    strategy = start_devices(config)
+    splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
+                               config.subset, config.seed)
+    prepared = prepare_data(config, splits)
+    run_dir, resuming = open_run_dir(config)
+    log.info("Data: %d train, %d validation, %d test images of shape %s",
+             len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
+    kind = KINDS[kind_of(config)]
+    with strategy.scope():
+        model = compile_model(build_model(config, prepared.input_shape, splits.num_classes,
+                                          splits.value_range), config, prepared.steps_per_epoch)
+    distribute.patch_for_multi_worker(model, strategy)
+    log.info("Strategy: %s (%s), %d replica(s)", config.strategy, type(strategy).__name__,
+             strategy.num_replicas_in_sync)
+    kind.describe(model, config, splits)
+    position = restore_position(model, strategy, run_dir, resuming)
+    callback_list, guard, budget = build_callbacks(config, kind, model, prepared, run_dir,
+                                                   position, resuming)
+    results = train(model, config, prepared, position, callback_list)
+    results.update(diverged=guard.diverged, recoveries=len(guard.events))
     if budget is not None:
         results["budget_minutes_spent"] = budget.spent_seconds / 60.0
+    if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
+        next(c for c in callback_list if isinstance(c, callbacks.Checkpoint)).save("last.keras")
     write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
-    if isinstance(model, RBM) and config.evaluate and not guard.diverged:
-        log.info("AIS test log-likelihood (%d runs, %d inverse temperatures)...",
-                 config.ais_runs, config.ais_betas)
-        report = evaluate_log_likelihood(
-            model, data.preprocess(splits.x_test[:config.eval_num_test], config.pad),
-            data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad),
-            num_runs=config.ais_runs, num_betas=config.ais_betas, seed=config.seed)
-        write_json(os.path.join(run_dir, "log_likelihood.json"), report)
-        log.info("Test log-likelihood %.2f nats (log Z %.2f +- %.2f)", report["log_likelihood"],
-                 report["log_z"], report["log_z_std"])
-    elif density is not None and config.evaluate and not guard.diverged:
-        report = toy.evaluate_model(model, density, num_samples=config.eval_samples,
-                                    steps=config.eval_steps, seed=config.seed)
-        os.makedirs(os.path.join(run_dir, "evaluation"), exist_ok=True)
-        write_json(os.path.join(run_dir, "evaluation", "evaluation.json"), report)
-        log.info("Distances to the true %s density: %s", density.name,
-                 json.dumps(report, sort_keys=True))
-    elif config.evaluate and not guard.diverged:
-        log.info("Evaluating (calibration, OOD detection, sample quality)...")
-        report = evaluation.evaluate_model(
-            model, splits, os.path.join(run_dir, "evaluation"), pad=config.pad,
-            num_samples=config.eval_samples, steps=config.eval_steps, num_test=config.eval_num_test,
-            warm_start=config.eval_warm_start,
-        )
-        log.info("Evaluation:\n%s", evaluation.format_table(report))
+    if config.evaluate and not guard.diverged:
+        kind.evaluate(model, splits, config, run_dir)
     if config.export and not guard.diverged:
-        export_dir = export.export_model(model, os.path.join(run_dir, "export"), pad=config.pad)
-        log.info("Exported SavedModel to %s", export_dir)
-    if not guard.diverged and os.path.exists(backup_path):
-        os.remove(backup_path)  # finished: nothing left to resume
+        log.info("Exported SavedModel to %s", export.export_model(
+            model, os.path.join(run_dir, "export"), pad=config.pad))
+    if not guard.diverged and os.path.exists(os.path.join(run_dir, BACKUP)):
+        os.remove(os.path.join(run_dir, BACKUP))  # finished: nothing left to resume
     return {"run_dir": run_dir, "test_metrics": results, "diverged": guard.diverged,
             "model": model}
