@@ -223,9 +223,8 @@ class SplitBatchSampler(LangevinSampler):
 
 
 class XLASampler(LangevinSampler):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._compiled_run = tf.function(self._run, reduce_retracing=True, jit_compile=True)
+    def compile_run(self):
+        return tf.function(self._run, reduce_retracing=True, jit_compile=True)
 
 
 # name -> (what is changed, environment, TF threads (intra, inter), sampler class,

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import sys
+import weakref
 
 import keras
 import numpy as np
@@ -55,14 +56,18 @@ def ood_scores(model, images, batch_size=500):
     return {k: np.concatenate(v) for k, v in scores.items()}
 
 
+_EXTRACTORS = weakref.WeakKeyDictionary()  # one feature model per classifier: no retracing
+
+
 def reference_features(classifier, images):
     """Feature-layer activations of the reference classifier (its penultimate layer)."""
-    try:
-        layer = classifier.get_layer(reference.FEATURES)
-    except ValueError:
-        layer = classifier.layers[-2]
-    extractor = keras.Model(classifier.inputs, layer.output)
-    return extractor.predict(np.asarray(images), batch_size=500, verbose=0)
+    if classifier not in _EXTRACTORS:
+        try:
+            layer = classifier.get_layer(reference.FEATURES)
+        except ValueError:
+            layer = classifier.layers[-2]
+        _EXTRACTORS[classifier] = keras.Model(classifier.inputs, layer.output)
+    return _EXTRACTORS[classifier].predict(np.asarray(images), batch_size=500, verbose=0)
 
 
 def real_floor(classifier, held_out, reference_features_, num_samples, repeats=5, seed=0):

@@ -101,7 +101,7 @@ class LangevinSampler:
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = value_range
         self.parameterization = parameterization
-        self._compiled_run = tf.function(self._run, reduce_retracing=True)
+        self._compiled_runs = {}  # one tf.function per (energy, snapshots, condition) kind
 
     @property
     def noise_std(self):
@@ -142,8 +142,18 @@ class LangevinSampler:
         """
         steps = tf.convert_to_tensor(self.steps if steps is None else steps, tf.int32)
         seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-        run = self._run if tf.inside_function() else self._compiled_run
-        return run(energy_fn, x, seed, steps, snapshot_every, condition)
+        if tf.inside_function():
+            return self._run(energy_fn, x, seed, steps, snapshot_every, condition)
+        # Separate functions for the model's energies and chain kinds: each traces once (plus
+        # once more for a new batch size), not once per kind in one function.
+        key = (energy_fn, int(snapshot_every), condition is None)
+        if key not in self._compiled_runs:
+            self._compiled_runs[key] = self.compile_run()
+        return self._compiled_runs[key](energy_fn, x, seed, steps, snapshot_every, condition)
+
+    def compile_run(self):
+        """The compiled chain (override to change how it is compiled, e.g. with XLA)."""
+        return tf.function(self._run, reduce_retracing=True)
 
     def noise(self, shape, seed, dtype):
         """Standard-normal noise of one step; the same seed gives the same noise."""

@@ -115,3 +115,18 @@ def test_padded_models_are_judged_on_unpadded_images(tmp_path):
                                       steps=2, seeds=(0,), num_test=50)
     assert sum(results["unconditional"]["label_histogram"]) == 20
     assert os.path.isfile(tmp_path / "chain.png")
+
+
+def test_evaluation_does_not_trigger_retracing_warnings(splits, tmp_path, caplog):
+    import logging
+
+    keras.utils.set_random_seed(0)
+    model = JEM(networks.get_network("cnn", num_outputs=10), buffer_size=100,
+                sampler=LangevinSampler(steps=2), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(data.preprocess(splits.x_train[:500]).numpy(), splits.y_train[:500], batch_size=100,
+              epochs=1, verbose=0)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        evaluate.evaluate_model(model, splits, str(tmp_path), num_samples=100, steps=3,
+                                seeds=(0, 1, 2), num_test=1000)
+    assert "retracing" not in caplog.text
