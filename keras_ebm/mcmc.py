@@ -7,6 +7,8 @@ accepted proposals over all chains and steps.
 
 * :class:`MALA` and :class:`HMC` are TensorFlow Probability's Metropolis-adjusted
   kernels (``tfp.mcmc``): exact samplers of ``exp(-E)``, at the cost of rejections.
+* :class:`ParallelTempering` is replica exchange between MALA chains on a ladder of
+  temperatures (``tfp.mcmc.ReplicaExchangeMC``); its acceptance rate is that of the swaps.
 * :class:`AnnealedLangevin` is the unadjusted Langevin update with a per-step
   schedule of step sizes and temperatures (target ``exp(-E / T)``): decaying
   step sizes, or tempering from a hot, easily mixing chain down to ``T = 1``.
@@ -111,6 +113,91 @@ class HMC(_TFPSampler):
     def kernel(self, target_log_prob_fn):
         return tfp.mcmc.HamiltonianMonteCarlo(
             target_log_prob_fn, step_size=self.step_size, num_leapfrog_steps=self.leapfrog_steps)
+
+
+def _adjacent_swaps(num_replica, batch_shape=(), step_count=None, seed=None):
+    """Swap proposals between neighbouring replicas, even or odd pairs at random (tfp's
+    ``default_swap_proposal_fn`` with ``prob_swap=1``, with its index dtypes made to agree)."""
+    num_replica = tf.cast(num_replica, tf.int64)
+    batch_shape = tf.cast(batch_shape, tf.int32)
+    odd = tf.random.stateless_uniform(tf.concat([[1], batch_shape], 0), seed=seed) < 0.5
+    odd = tf.logical_and(odd, num_replica > 2)  # two replicas: the odd pairing is empty
+    index = tf.reshape(tf.range(num_replica), tf.concat([[-1], tf.ones_like(batch_shape)], 0))
+    partner = tf.where(tf.equal(index % 2, tf.cast(odd, tf.int64)), index + 1, index - 1)
+    return tf.clip_by_value(partner, tf.constant(0, tf.int64), num_replica - 1)
+
+
+class ParallelTempering(_TFPSampler):
+    """Replica exchange (``tfp.mcmc.ReplicaExchangeMC``): one MALA chain per inverse
+    temperature ``beta`` in ``inverse_temperatures`` (the first must be 1, the target), each on
+    ``exp(-beta * E)``; after every step adjacent replicas propose to swap states and accept
+    with the Metropolis-Hastings probability. Hot replicas cross energy barriers that trap a
+    single chain, and the swaps carry their states down to ``beta = 1`` (Swendsen & Wang
+    1986; Earl & Deem 2005).
+
+    Each replica's MALA step size is ``step_size / beta``, as its target is that much flatter.
+    Returns ``(samples at beta = 1, swap acceptance rate)``; ``swap_acceptance`` holds the
+    rate per adjacent pair of the last call (a pair near 0 means the ladder needs another rung).
+
+    Example:
+
+    >>> pt = ParallelTempering(steps=300, step_size=0.05, inverse_temperatures=np.geomspace(1, 0.05, 8))
+    >>> samples, swap_rate = pt(energy_fn, x0, seed=[0, 1])
+    """
+
+    def __init__(self, steps=500, step_size=0.05, inverse_temperatures=(1.0, 0.5, 0.25, 0.125)):
+        betas = np.asarray(inverse_temperatures, np.float32)
+        _check_positive(step_size=step_size, inverse_temperatures=betas)
+        if betas.ndim != 1 or len(betas) < 2 or betas[0] != 1 or np.any(np.diff(betas) >= 0):
+            raise ValueError("inverse_temperatures must be a decreasing ladder starting at 1 "
+                             f"(the target) with at least 2 rungs, got {betas.tolist()}.")
+        super().__init__(steps)
+        self.step_size = float(step_size)
+        self.inverse_temperatures = betas
+        self.swap_acceptance = None
+
+    def __call__(self, energy_fn, x, seed, steps=None):
+        samples, rate, per_pair = super().__call__(energy_fn, x, seed, steps)
+        self.swap_acceptance = per_pair.numpy()
+        return samples, rate
+
+    def _run(self, energy_fn, x, seed, steps):
+        betas = self.inverse_temperatures  # numpy: tfp's swap proposal needs a static count
+        # Replicas are stacked on a leading axis: step sizes broadcast over it.
+        step_size = tf.broadcast_to(
+            (2.0 * self.step_size / betas).reshape([-1] + [1] * len(x.shape)),
+            tf.concat([[len(betas)], tf.shape(x)], 0))  # tfp sums its log terms unbroadcast
+        event_rank = len(x.shape) - 1
+
+        def log_prob(state):  # energy_fn sees [chains, ...]: fold the replica axis into it
+            leading = tf.shape(state)[:tf.rank(state) - event_rank]
+            flat = tf.reshape(state, tf.concat([[-1], tf.shape(state)[tf.rank(state) - event_rank:]], 0))
+            return tf.reshape(-energy_fn(flat), leading)
+
+        kernel = tfp.mcmc.ReplicaExchangeMC(
+            target_log_prob_fn=log_prob,
+            inverse_temperatures=betas,
+            make_kernel_fn=lambda log_prob: tfp.mcmc.MetropolisAdjustedLangevinAlgorithm(
+                log_prob, step_size=step_size),
+            swap_proposal_fn=_adjacent_swaps)
+
+        def body(i, x, results, accepted):
+            x, results = kernel.one_step(
+                x, results, seed=tf.random.experimental.stateless_fold_in(seed, i))
+            swapped = tf.cast(results.is_swap_accepted_adjacent, tf.float32)
+            return i + 1, x, results, accepted + tf.reduce_mean(
+                tf.reshape(swapped, [len(self.inverse_temperatures) - 1, -1]), axis=1)
+
+        loop_vars = (tf.constant(0), x, kernel.bootstrap_results(x),
+                     tf.zeros([len(self.inverse_temperatures) - 1]))
+        # Kernel results lose static batch sizes inside the loop: keep only their ranks.
+        invariants = tf.nest.map_structure(
+            lambda t: tf.TensorShape([None] * len(t.shape)), loop_vars)
+        _, x, _, accepted = tf.while_loop(lambda i, *_: i < steps, body, loop_vars,
+                                          shape_invariants=invariants, parallel_iterations=1)
+        x = tf.ensure_shape(x, loop_vars[1].shape)
+        per_pair = accepted / tf.cast(steps, tf.float32)
+        return x, tf.reduce_mean(per_pair), per_pair
 
 
 class AnnealedLangevin:

@@ -120,3 +120,42 @@ def test_samplers_run_on_image_shaped_chains():
 def test_bad_arguments_raise_clear_errors(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def two_modes(x):
+    """Modes at -4 and +4 (std 0.5) with weights 0.3 and 0.7: a barrier of ~32 nats."""
+    x = tf.reshape(x, [tf.shape(x)[0], -1])[:, 0]
+    a = tf.math.log(0.3) - 0.5 * ((x + 4) / 0.5) ** 2
+    b = tf.math.log(0.7) - 0.5 * ((x - 4) / 0.5) ** 2
+    return -tf.reduce_logsumexp(tf.stack([a, b]), axis=0)
+
+
+def test_parallel_tempering_finds_both_modes_in_the_right_proportions():
+    x0 = tf.fill([400, 1], -4.0)  # every chain starts in the light mode
+    single, _ = mcmc.MALA(steps=300, step_size=0.05)(two_modes, x0, [0, 1])
+    assert np.mean(single.numpy() > 0) == 0.0  # one chain never crosses the barrier
+    pt = mcmc.ParallelTempering(steps=300, step_size=0.05,
+                                inverse_temperatures=np.geomspace(1, 0.02, 8))
+    samples, swap_rate = pt(two_modes, x0, [0, 1])
+    samples = samples.numpy()[:, 0]
+    assert abs(np.mean(samples > 0) - 0.7) < 0.07
+    assert abs(samples[samples > 0].mean() - 4) < 0.15 and abs(samples[samples > 0].std() - 0.5) < 0.1
+    assert pt.swap_acceptance.shape == (7,) and np.all(pt.swap_acceptance > 0.1)
+    assert float(swap_rate) == pytest.approx(pt.swap_acceptance.mean(), rel=1e-5)
+
+
+def test_parallel_tempering_takes_image_shaped_states():
+    """A standard normal on [N, 4, 4, 1]: the replica axis is folded into the batch."""
+    def energy(x):
+        return 0.5 * tf.reduce_sum(x**2, axis=[1, 2, 3])
+
+    pt = mcmc.ParallelTempering(steps=200, step_size=0.2, inverse_temperatures=[1.0, 0.5])
+    samples, _ = pt(energy, tf.zeros([500, 4, 4, 1]), [3, 4])
+    assert samples.shape == (500, 4, 4, 1)
+    assert abs(samples.numpy().std() - 1.0) < 0.08 and abs(samples.numpy().mean()) < 0.05
+
+
+@pytest.mark.parametrize("ladder", [[0.5, 0.25], [1.0], [1.0, 2.0], [1.0, 0.5, 0.5], [1.0, -0.5]])
+def test_parallel_tempering_refuses_bad_ladders(ladder):
+    with pytest.raises(ValueError, match="inverse_temperatures"):
+        mcmc.ParallelTempering(inverse_temperatures=ladder)
