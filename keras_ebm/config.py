@@ -9,7 +9,7 @@ import typing
 
 # The names each library module accepts (tests check they match); no TensorFlow import here,
 # so that ``--help`` answers at once.
-MODELS = ("jem", "ebm", "rbm")
+MODELS = ("jem", "ebm", "rbm", "dsm", "ssm")
 NETWORKS = ("mlp", "cnn", "cnn_wide", "resnet")
 PARAMETERIZATIONS = ("sgld", "langevin")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -48,8 +48,11 @@ class Config:
     shift: typing.Optional[int] = option(None, "translate training images by up to this many "
                                          "pixels (default: 1 for images, 0 for toy:NAME)", "data")
     # Model
-    model: str = option("jem", "jem (classifier + EBM), ebm (unconditional, Du & Mordatch) or "
-                        "rbm (restricted Boltzmann machine)", "model", MODELS)
+    model: str = option("jem", "jem (classifier + EBM), ebm (unconditional, Du & Mordatch), rbm "
+                        "(restricted Boltzmann machine), dsm or ssm (an energy trained by "
+                        "denoising or sliced score matching, no MCMC in training; sample it with "
+                        "--parameterization langevin and a small --langevin_alpha)", "model",
+                        MODELS)
     network: str = option("cnn_wide", "energy network: mlp, cnn (the book's), cnn_wide or "
                           "resnet", "model", NETWORKS)
     spectral_norm: bool = option(False, "wrap the network's layers in spectral normalisation",
@@ -58,6 +61,8 @@ class Config:
     px_weight: float = option(0.3, "JEM: weight of the generative terms (0: plain classifier)",
                               "model")
     reg_weight: float = option(0.1, "weight of the L2 energy regulariser", "model")
+    noise_levels: str = option("0.05,0.1,0.2", "dsm: comma-separated noise stds, one drawn per "
+                               "example", "model")
     rbm_hidden: int = option(500, "RBM: hidden units", "model")
     cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
     persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
@@ -217,17 +222,24 @@ class Config:
         if self.mixed_precision not in MIXED_PRECISION:
             errors.append(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
                           f"got {self.mixed_precision!r}")
+        try:
+            levels = [float(v) for v in self.noise_levels.split(",")]
+            if not levels or min(levels) <= 0 or not all(map(math.isfinite, levels)):
+                raise ValueError
+        except ValueError:
+            errors.append(f"--noise_levels must be comma-separated positive numbers, got "
+                          f"{self.noise_levels!r}")
         if self.model != "jem" and self.conditional_sampling:
             errors.append(f"--conditional_sampling needs --model jem "
                           f"(the {self.model.upper()} has no classes)")
         if self.ais_betas < 3:
             errors.append(f"--ais_betas must be >= 3, got {self.ais_betas}")
-        if self.model == "rbm" and self.export:
-            errors.append("--export supports --model jem and ebm; drop it for the RBM")
+        if self.model in ("rbm", "dsm", "ssm") and self.export:
+            errors.append(f"--export supports --model jem and ebm; drop it for --model {self.model}")
         if self.dataset.startswith("toy:"):
-            if self.model != "ebm" or self.network != "mlp":
+            if self.model not in ("ebm", "dsm", "ssm") or self.network != "mlp":
                 errors.append("--dataset toy:NAME holds points, not images: "
-                              "use --model ebm --network mlp")
+                              "use --model ebm (or dsm, ssm) --network mlp")
             image_only = [f"--{n}" for n in ("pad", "shift", "dequantize", "export")
                           if getattr(self, n)]
             if image_only:

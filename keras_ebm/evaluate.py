@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ebm import data, metrics, ood, plotting, reference
-from keras_ebm.model import JEM
+from keras_ebm.model import EBM, JEM
+from keras_ebm.score_matching import ScoreMatching
 from keras_ebm.sampler import energy_gradient
 
 log = logging.getLogger("keras_ebm")
@@ -272,7 +273,7 @@ def main(argv=None):
                               f"{run_config.get('data_file') or run_config['dataset']}; the "
                               "evaluation scores MNIST models only (its judge is an MNIST "
                               "classifier)")
-        model, pad = load_for_export(args.model)
+        model, pad = load_for_export(args.model, accepted=(EBM, ScoreMatching))
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from keras_ebm import (callbacks, data, distribute, evaluate as evaluation, expo
 from keras_ebm.model import EBM, JEM
 from keras_ebm.rbm import RBM, evaluate_log_likelihood
 from keras_ebm.sampler import LangevinSampler
+from keras_ebm.score_matching import ScoreMatching
 
 log = logging.getLogger("keras_ebm")
 BACKUP = "backup.npz"  # the training state for --resume, removed when the run finishes
@@ -70,6 +71,10 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
     if config.model == "jem":
         return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
                    conditional_sampling=config.conditional_sampling, **common)
+    if config.model in ("dsm", "ssm"):
+        return ScoreMatching(network, objective="denoising" if config.model == "dsm" else "sliced",
+                             noise_levels=[float(v) for v in config.noise_levels.split(",")],
+                             sampler=sampler, value_range=value_range, seed=config.seed)
     return EBM(network, **common)
 
 
@@ -284,11 +289,16 @@ KINDS = {
     "toy": Kind(("cdiv", "min"), _describe_network, _density_callbacks, _evaluate_density),
     "rbm": Kind(("pseudo_log_likelihood", "max"), _describe_rbm, _image_callbacks,
                 _evaluate_likelihood),
+    "score": Kind(("loss", "min"), _describe_network, _image_callbacks, _evaluate_images),
+    "toy_score": Kind(("loss", "min"), _describe_network, _density_callbacks, _evaluate_density),
 }
 
 
 def kind_of(config):
-    return "toy" if config.dataset.startswith("toy:") else config.model
+    score = config.model in ("dsm", "ssm")
+    if config.dataset.startswith("toy:"):
+        return "toy_score" if score else "toy"
+    return "score" if score else config.model
 
 
 # --- the run ------------------------------------------------------------------------------

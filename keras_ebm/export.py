@@ -139,11 +139,12 @@ def export_model(model, out_dir, pad=0):
     return out_dir
 
 
-def load_for_export(path):
+def load_for_export(path, accepted=None):
     """``(model, pad)`` from a run directory or a ``.keras`` file.
 
     A run directory gives its final weights (``checkpoints/last.keras``, the weights the
-    run's own evaluation scored), else ``best.keras``.
+    run's own evaluation scored), else ``best.keras``. ``accepted``: the model classes this
+    caller can use (default: EBMs, JEM included).
     """
     import keras_ebm  # noqa: F401  (registers the model classes)
 
@@ -166,9 +167,11 @@ def load_for_export(path):
         model = keras.saving.load_model(path)
     except Exception as err:  # a truncated or foreign file: say which
         raise ExportError(f"Cannot load {path}: {err}") from None
-    if not isinstance(model, EBM):  # JEM is an EBM
-        raise ExportError(f"{path} holds a {type(model).__name__}, not a keras_ebm EBM or JEM; "
-                          "evaluate and export take those (an RBM run reports its likelihood in "
+    accepted = accepted or (EBM,)  # JEM is an EBM
+    if not isinstance(model, accepted):
+        names = " or ".join(kind.__name__ for kind in accepted)
+        raise ExportError(f"{path} holds a {type(model).__name__}, not a keras_ebm {names}; "
+                          "this command takes those (an RBM run reports its likelihood in "
                           "log_likelihood.json).")
     return model, pad
 
