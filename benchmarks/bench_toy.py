@@ -3,6 +3,8 @@
     python benchmarks/bench_toy.py                          # all six densities
     python benchmarks/bench_toy.py --sets two_moons rings   # some of them
     python benchmarks/bench_toy.py --epochs 20               # any train.py flag overrides FLAGS
+    python benchmarks/bench_toy.py --compare cd dsm ssm --budget_minutes 2 --sets rings
+        # trainers side by side at an equal compute budget (CPU minutes / cores)
 
 For each density runs ``python train.py --dataset toy:NAME`` with ``FLAGS`` into
 ``benchmarks/runs/toy-NAME-<time>``, then reads its ``evaluation/evaluation.json``:
@@ -36,8 +38,11 @@ FLAGS = ["--model", "ebm", "--network", "mlp", "--parameterization", "langevin",
          "--sample_every", "0", "--eval_samples", "5000", "--eval_steps", "500"]
 
 
-def run(name, extra):
-    run_dir = os.path.join(HERE, "runs", f"toy-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+TRAINERS = {"cd": [], "dsm": ["--model", "dsm"], "ssm": ["--model", "ssm"]}
+
+
+def run(name, extra, tag=""):
+    run_dir = os.path.join(HERE, "runs", f"toy-{name}{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
     command = ["train.py", "--dataset", f"toy:{name}", *FLAGS, *extra, "--verbose", "2",
                "--out", run_dir]
     print("$ python", " ".join(command), flush=True)
@@ -48,8 +53,35 @@ def run(name, extra):
         report["train_seconds"] = json.load(f)["train_seconds"]
     for plot in ("landscape", "flow", "histogram"):
         shutil.copyfile(os.path.join(run_dir, "samples", f"final_{plot}.png"),
-                        os.path.join(HERE, "figures", f"toy_{name}_{plot}.png"))
+                        os.path.join(HERE, "figures", f"toy_{name}{tag}_{plot}.png"))
     return report
+
+
+def compare(names, trainers, budget, extra):
+    """Each trainer on each density for ``budget`` CPU minutes; one table."""
+    rows = []
+    for name in names:
+        for trainer in trainers:
+            flags = [*TRAINERS[trainer], "--budget_minutes", f"{budget:g}", "--epochs", "100000",
+                     *extra]
+            report = run(name, flags, tag=f"-{trainer}")
+            rows.append(f"| {name} | {trainer} | {report['tv_density']:.3f} | "
+                        f"{report['kl_density']:.3f} | {report['tv_samples']:.3f} "
+                        f"({report['tv_samples_floor']:.3f}) | {report['train_seconds']:.0f} s |")
+    section = (
+        f"\n## Toy densities: trainers at an equal compute budget ({time.strftime('%Y-%m-%d')})\n\n"
+        f"Command: `python benchmarks/bench_toy.py {' '.join(sys.argv[1:])}` (each: `python "
+        f"train.py --dataset toy:NAME {' '.join(FLAGS)} TRAINER_FLAGS --budget_minutes "
+        f"{budget:g} --epochs 100000`; cd: contrastive divergence, the EBM recipe above; dsm / ssm: "
+        "`--model dsm` / `--model ssm`, denoising (noise levels 0.05, 0.1, 0.2) and sliced score "
+        f"matching). Machine: {machine()}, CPU only. The budget counts the training process's "
+        "CPU time divided by its cores, so runs sharing the machine get equal compute; the "
+        "wall time is beside it.\n\n"
+        "| density | trainer | TV(p_theta, p) on the grid | KL(p \\|\\| p_theta) | "
+        "TV(samples, p) (floor) | wall time |\n|---|---|---|---|---|---|\n"
+        + "\n".join(rows) + "\n")
+    print(section)
+    append_results(section)
 
 
 def main(names, extra):
@@ -83,5 +115,12 @@ def main(names, extra):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=list(DENSITIES), choices=list(DENSITIES))
+    parser.add_argument("--compare", nargs="+", choices=list(TRAINERS),
+                        help="trainers to compare at an equal --budget_minutes")
+    parser.add_argument("--budget_minutes", type=float, default=2.0,
+                        help="with --compare: CPU minutes of training per run")
     args, extra = parser.parse_known_args()
-    main(args.sets, extra)
+    if args.compare:
+        compare(args.sets, args.compare, args.budget_minutes, extra)
+    else:
+        main(args.sets, extra)
