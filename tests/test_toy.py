@@ -76,7 +76,7 @@ def test_toy_datasets_load_as_splits_with_their_box():
 
 
 def test_toy_config_rejects_image_only_settings():
-    with pytest.raises(ValueError, match="--model ebm --network mlp"):
+    with pytest.raises(ValueError, match=r"--model ebm \(or dsm, ssm\) --network mlp"):
         config_lib.Config(dataset="toy:rings").validate()
     with pytest.raises(ValueError, match="--pad"):
         config_lib.Config(dataset="toy:rings", model="ebm", network="mlp", pad=2).validate()
