@@ -158,10 +158,10 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
         fids.append(fid)
         coverage.append(covered)
         label_counts = label_counts + counts
+    train_x = data.preprocess(splits.x_train, 0).numpy()
     held_out_source = "validation" if len(splits.x_val) >= num_samples else "train"
-    held_out = splits.x_val if held_out_source == "validation" else splits.x_train
-    floors = real_floor(classifier, data.preprocess(held_out, 0).numpy(), real_features,
-                        num_samples, repeats=floor_repeats)
+    held_out = data.preprocess(splits.x_val, 0).numpy() if held_out_source == "validation" else train_x
+    floors = real_floor(classifier, held_out, real_features, num_samples, repeats=floor_repeats)
     noise = np.random.default_rng(0).uniform(-1, 1, (num_samples,) + samples.shape[1:])
     fid_report = {"mean": float(np.mean(fids)), "std": float(np.std(fids)), "per_seed": fids,
                   "floor": float(np.mean(floors)), "floor_std": float(np.std(floors)),
@@ -178,7 +178,6 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
         results["long_chain"] = {"steps": long_steps, "classifier_fid": fid,
                                  "fid_ratio_to_stated_steps": fid / fids[0],
                                  "label_coverage": covered, "label_histogram": counts.tolist()}
-    train_x = data.preprocess(splits.x_train, 0).numpy()
     results["nearest_train_distance"] = {
         "samples": float(np.median(metrics.nearest_distances(samples, train_x))),
         "test_images": float(np.median(metrics.nearest_distances(_crop(test_x, pad)[:500], train_x))),

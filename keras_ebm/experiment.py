@@ -211,12 +211,12 @@ def prepare_data(config, splits):
 
 # --- what differs per kind of model ---------------------------------------------------------
 
-def _describe_network(model, config, splits):
+def _set_up_network(model, config, splits):
     log.info("Model: %s with network %s (%d parameters)", type(model).__name__, config.network,
              model.network.count_params())
 
 
-def _describe_rbm(model, config, splits):
+def _set_up_rbm(model, config, splits):
     log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
              model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)
     model.initialize_visible_bias(data.preprocess(splits.x_train.mean(axis=0, keepdims=True),
@@ -275,22 +275,23 @@ def _evaluate_likelihood(model, splits, config, run_dir):
 @dataclasses.dataclass(frozen=True)
 class Kind:
     """What a run does differently for one kind of model: the metric that picks
-    ``best.keras``, set-up and log line, sample figures, and the final evaluation."""
+    ``best.keras``, its set-up (and the log line describing it), sample figures, and the
+    final evaluation."""
 
     monitor: tuple
-    describe: typing.Callable
+    set_up: typing.Callable
     figures: typing.Callable
     evaluate: typing.Callable
 
 
 KINDS = {
-    "jem": Kind(("accuracy", "max"), _describe_network, _image_callbacks, _evaluate_images),
-    "ebm": Kind(("cdiv", "min"), _describe_network, _image_callbacks, _evaluate_images),
-    "toy": Kind(("cdiv", "min"), _describe_network, _density_callbacks, _evaluate_density),
-    "rbm": Kind(("pseudo_log_likelihood", "max"), _describe_rbm, _image_callbacks,
+    "jem": Kind(("accuracy", "max"), _set_up_network, _image_callbacks, _evaluate_images),
+    "ebm": Kind(("cdiv", "min"), _set_up_network, _image_callbacks, _evaluate_images),
+    "toy": Kind(("cdiv", "min"), _set_up_network, _density_callbacks, _evaluate_density),
+    "rbm": Kind(("pseudo_log_likelihood", "max"), _set_up_rbm, _image_callbacks,
                 _evaluate_likelihood),
-    "score": Kind(("loss", "min"), _describe_network, _image_callbacks, _evaluate_images),
-    "toy_score": Kind(("loss", "min"), _describe_network, _density_callbacks, _evaluate_density),
+    "score": Kind(("loss", "min"), _set_up_network, _image_callbacks, _evaluate_images),
+    "toy_score": Kind(("loss", "min"), _set_up_network, _density_callbacks, _evaluate_density),
 }
 
 
@@ -410,7 +411,7 @@ def run(config):
     distribute.patch_for_multi_worker(model, strategy)
     log.info("Strategy: %s (%s), %d replica(s)", config.strategy, type(strategy).__name__,
              strategy.num_replicas_in_sync)
-    kind.describe(model, config, splits)
+    kind.set_up(model, config, splits)
     position = restore_position(model, strategy, run_dir, resuming)
     callback_list, guard, budget = build_callbacks(config, kind, model, prepared, run_dir,
                                                    position, resuming)
