@@ -32,6 +32,10 @@ CELLS = os.path.join(HERE, "frontier")
 RECIPES = {
     "default": [],
     "ema": ["--ema", "0.995"],
+    # Chains start from class Gaussians fitted to the training images (buffer restarts and
+    # samples); samples: 50 Langevin steps, then 50 noise-free ones.
+    "informative": ["--chain_start", "class_gaussian", "--refine_steps", "50",
+                    "--eval_steps", "50"],
 }
 COMMON = ["--epochs", "1000", "--sample_every", "0", "--verbose", "2"]
 
@@ -60,7 +64,8 @@ def summarise(run_dir):
         "budget_minutes_spent": test.get("budget_minutes_spent"),
         "train_wall_minutes": test["train_seconds"] / 60,
         "epochs_run": test["epochs_run"], "diverged": test["diverged"],
-        "steps": ev["langevin_steps"],
+        "steps": ev["langevin_steps"], "refine_steps": ev.get("refine_steps", 0),
+        "chain_start": ev.get("chain_start", "uniform"),
     }
 
 
@@ -107,14 +112,17 @@ def load_cells():
 
 def table(groups):
     sets = sorted({name for rows in groups.values() for name in rows[0]["ood_best_auroc"]})
-    header = ["recipe", "budget (CPU min)", "seeds", "wall min (train)", "test accuracy %",
+    header = ["recipe", "budget (CPU min)", "seeds", "samples: start, steps + noise-free",
+              "wall min (train)", "test accuracy %",
               "ECE %", "FID / floor", "cond. acc. %", "worst class %", "coverage",
               "FID at 3x steps / FID", "nearest-train L2 (test images)"]
     header += [f"AUROC {name}" for name in sets]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (recipe, budget), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         get = lambda key: [r[key] for r in rows]  # noqa: E731
-        cells = [recipe, f"{budget:g}", ",".join(str(r["seed"]) for r in rows),
+        sampling = (f"{rows[0].get('chain_start', 'uniform').replace('_', ' ')}, "
+                    f"{rows[0]['steps']} + {rows[0].get('refine_steps', 0)}")
+        cells = [recipe, f"{budget:g}", ",".join(str(r["seed"]) for r in rows), sampling,
                  _mean_std(get("train_wall_minutes"), digits=1),
                  _mean_std(get("accuracy"), 100), _mean_std(get("ece"), 100),
                  _mean_std(get("fid_ratio"), digits=1),
@@ -173,15 +181,15 @@ def main(argv=None):
     text = table(groups)
     os.makedirs(os.path.join(HERE, "figures"), exist_ok=True)
     figure(groups, os.path.join(HERE, "figures", "frontier.png"))
-    steps = sorted({r["steps"] for rows in groups.values() for r in rows})
     section = (f"\n## JEM quality per CPU-minute: the frontier ({time.strftime('%Y-%m-%d')})\n\n"
                "Command: `python benchmarks/bench_frontier.py table` over cells run with "
                "`python benchmarks/bench_frontier.py run --budget B --seed S --recipe R` "
                "(each cell's command, machine and train.py flags are in "
                "`benchmarks/frontier/<recipe>-b<B>-s<S>.json`).\n\n"
                f"Machine: {machine()}. Each column is one set of weights per seed: the final "
-               "weights of the run. Mean ± std (ddof 1) over seeds. Samples from uniform noise, "
-               f"{'/'.join(map(str, steps))} Langevin steps; FID / floor: classifier FID of 500 "
+               "weights of the run. Mean ± std (ddof 1) over seeds. Samples from fresh chains (the "
+               "sampling column: where chains start, Langevin steps + noise-free steps); "
+               "FID / floor: classifier FID of 500 "
                "samples against the test set, over the same for 500 held-out (validation) "
                "images; AUROC: the best of log p(x), max p(y|x) and the input-gradient norm "
                "per OOD set.\n\n" + text + "\n\nFigure: `benchmarks/figures/frontier.png`.\n")

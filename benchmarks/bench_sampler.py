@@ -223,8 +223,8 @@ class SplitBatchSampler(LangevinSampler):
 
 
 class XLASampler(LangevinSampler):
-    def compile_run(self):
-        return tf.function(self._run, reduce_retracing=True, jit_compile=True)
+    def compile_run(self, run, input_signature):
+        return tf.function(run, input_signature=input_signature, jit_compile=True)
 
 
 # name -> (what is changed, environment, TF threads (intra, inter), sampler class,

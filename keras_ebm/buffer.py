@@ -65,11 +65,18 @@ class ReplayBuffer(keras.layers.Layer):
             shape, seed=seed, minval=self.value_range[0], maxval=self.value_range[1]
         )
 
-    def sample(self, batch_size, labels=None):
+    def sample(self, batch_size, labels=None, restart_fn=None):
         """Draw ``batch_size`` chain starts; returns ``(states, slot_indices)``.
 
         Under ``tf.distribute`` each replica takes its slice of one draw for the
         global batch: replicas start distinct chains, exactly as one device would.
+
+        Args:
+            batch_size: chains per replica.
+            labels: optional class per chain (see the class docstring).
+            restart_fn: optional ``(labels or None, seed) -> states`` giving the
+                restarted chains' states instead of uniform noise (each replica
+                draws its own).
         """
         replica, num_replicas = distribute.current_replica()
         global_size = batch_size * num_replicas
@@ -94,9 +101,25 @@ class ReplayBuffer(keras.layers.Layer):
         states = tf.gather(self.samples, indices)
         restart = tf.random.stateless_uniform([global_size], seed=seeds[1])[mine] < self.reinit_prob
         restart = tf.reshape(restart, [-1] + [1] * len(self.sample_shape))
-        noise = self._noise((global_size,) + self.sample_shape, seeds[2])[mine]
-        states = tf.where(restart, noise, states)
+        if restart_fn is None:
+            fresh = self._noise((global_size,) + self.sample_shape, seeds[2])[mine]
+        else:
+            fresh = restart_fn(labels, tf.random.experimental.stateless_fold_in(seeds[2], replica))
+        states = tf.where(restart, tf.cast(fresh, states.dtype), states)
         return states, indices
+
+    def fill(self, states):
+        """Replace every stored chain by ``states`` (``[size, *sample_shape]``; with classes,
+        slot ``i`` belongs to class ``i // slots_per_class``)."""
+        self.samples.assign(tf.cast(states, self.samples.dtype))
+
+    def slot_labels(self):
+        """The class each slot belongs to, ``[size]`` (-1 for the slots after the last
+        partition, and for every slot of an unpartitioned buffer)."""
+        if self.num_classes is None:
+            return tf.fill([self.size], -1)
+        labels = tf.range(self.size) // self.slots_per_class
+        return tf.where(labels < self.num_classes, labels, -1)
 
     def update(self, indices, states):
         """Write ``states`` into the slots ``indices`` (as returned by :meth:`sample`).

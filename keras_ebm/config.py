@@ -12,6 +12,7 @@ import typing
 MODELS = ("jem", "ebm", "rbm", "dsm", "ssm")
 NETWORKS = ("mlp", "cnn", "cnn_wide", "resnet")
 PARAMETERIZATIONS = ("sgld", "langevin")
+CHAIN_STARTS = ("uniform", "class_gaussian")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 
@@ -78,7 +79,13 @@ class Config:
                                    "langevin (noise sqrt(2 * step size))", "sampler",
                                    PARAMETERIZATIONS)
     buffer_size: int = option(10000, "replay-buffer size", "sampler")
-    reinit_prob: float = option(0.05, "chance a chain restarts from uniform noise", "sampler")
+    reinit_prob: float = option(0.05, "chance a chain restarts from a fresh start", "sampler")
+    chain_start: str = option("uniform", "where new chains start (buffer restarts and generated "
+                              "samples): uniform noise, or class_gaussian, one Gaussian per class "
+                              "fitted to the training images", "sampler", CHAIN_STARTS)
+    refine_steps: int = option(0, "noise-free Langevin steps that end every generated chain",
+                               "sampler")
+    refine_step_size: float = option(1.0, "step size of the noise-free steps", "sampler")
     conditional_sampling: float = option(0.0, "JEM: share of negatives drawn from E(x, y) with "
                                          "random y, the rest from E(x) (the flag alone: 1)",
                                          "sampler", flag_alone=1.0)
@@ -175,16 +182,24 @@ class Config:
             )
         positive = ("epochs", "batch_size", "lr", "langevin_alpha", "buffer_size",
                     "sample_steps", "final_sample_steps", "max_abs_energy", "eval_samples",
-                    "eval_steps", "eval_num_test", "rbm_hidden", "cd_steps", "ais_runs")
+                    "eval_steps", "eval_num_test", "rbm_hidden", "cd_steps", "ais_runs",
+                    "refine_step_size")
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
         non_negative = ("langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
                         "real_noise", "ce_weight", "px_weight", "sample_every", "validation_size",
-                        "shift")
+                        "shift", "refine_steps")
         for name in non_negative:
             if getattr(self, name) < 0:
                 errors.append(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.chain_start not in CHAIN_STARTS:
+            errors.append(f"--chain_start must be one of {', '.join(CHAIN_STARTS)}, "
+                          f"got {self.chain_start!r}")
+        if self.chain_start != "uniform" and (self.model not in ("jem", "ebm")
+                                              or self.dataset.startswith("toy:")):
+            errors.append(f"--chain_start {self.chain_start} is for image JEMs and EBMs; "
+                          "leave it at uniform for this model or dataset")
         if not 0 <= self.conditional_sampling <= 1:
             errors.append(f"--conditional_sampling must be a share in [0, 1], "
                           f"got {self.conditional_sampling}")

@@ -68,7 +68,7 @@ def reference_features(classifier, images):
         except ValueError:
             layer = classifier.layers[-2]
         _EXTRACTORS[classifier] = keras.Model(classifier.inputs, layer.output)
-    return _EXTRACTORS[classifier].predict(np.asarray(images), batch_size=500, verbose=0)
+    return reference.predict(_EXTRACTORS[classifier], images)
 
 
 def real_floor(classifier, held_out, reference_features_, num_samples, repeats=5, seed=0):
@@ -90,7 +90,7 @@ def _crop(images, pad):
 
 
 def _classification(model, test_x, test_y, out_dir):
-    logits = model.predict(test_x, batch_size=500, verbose=0)
+    logits = reference.predict(model, test_x)
     probs = metrics.softmax(logits)
     results = {"accuracy": float(np.mean(probs.argmax(-1) == test_y)),
                "ece": metrics.expected_calibration_error(probs, test_y),
@@ -119,7 +119,7 @@ def _ood_detection(model, test_x, test_y, out_dir):
 
 def _judge(classifier, samples, real_features, num_classes):
     """Classifier FID, label histogram and classes covered (>= 2% of the samples)."""
-    labels = classifier.predict(samples, batch_size=500, verbose=0).argmax(-1)
+    labels = reference.predict(classifier, samples).argmax(-1)
     counts = np.bincount(labels, minlength=num_classes)
     fid = metrics.frechet_distance(reference_features(classifier, samples), real_features)
     return fid, counts, int(np.sum(counts >= 0.02 * len(samples)))
@@ -142,7 +142,9 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
     num_classes = splits.num_classes
     test_x = data.preprocess(splits.x_test[:num_test], pad).numpy()
     test_y = splits.y_test[:num_test]
-    results = {"num_test": len(test_x), "langevin_steps": steps,
+    refine_steps = getattr(model, "refine_steps", 0)
+    results = {"num_test": len(test_x), "langevin_steps": steps, "refine_steps": refine_steps,
+               "chain_start": getattr(model, "chain_start", "uniform"),
                "conditional_unconditional_steps": int(warm_start * steps)}
     if isinstance(model, JEM):
         results.update(_classification(model, test_x, test_y, out_dir))
@@ -173,9 +175,12 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
                                 "label_histogram": np.asarray(label_counts).tolist()}
     if long_chain_factor:
         long_steps = int(long_chain_factor * steps)
-        long_samples = _crop(model.generate(num_samples, steps=long_steps, seed=seeds[0]).numpy(), pad)
+        longer = {"refine_steps": long_chain_factor * refine_steps} if refine_steps else {}
+        long_samples = _crop(model.generate(num_samples, steps=long_steps, seed=seeds[0],
+                                            **longer).numpy(), pad)
         fid, counts, covered = _judge(classifier, long_samples, real_features, num_classes)
         results["long_chain"] = {"steps": long_steps, "classifier_fid": fid,
+                                 "refine_steps": long_chain_factor * refine_steps,
                                  "fid_ratio_to_stated_steps": fid / fids[0],
                                  "label_coverage": covered, "label_histogram": counts.tolist()}
     results["nearest_train_distance"] = {
@@ -189,7 +194,7 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
         per_class = max(1, num_samples // num_classes)
         labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
         cond = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0]).numpy(), pad)
-        predicted = classifier.predict(cond, batch_size=500, verbose=0).argmax(-1)
+        predicted = reference.predict(classifier, cond).argmax(-1)
         results["conditional_sample_accuracy"] = float(np.mean(predicted == labels))
         results["conditional_sample_accuracy_per_class"] = [
             float(np.mean(predicted[labels == c] == c)) for c in range(num_classes)]
@@ -199,7 +204,8 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
         for c in range(num_classes):
             rows[f"E(x, y={c})"] = cond[c * per_class:c * per_class + 10]
     plotting.save_grid(rows, os.path.join(out_dir, "samples.png"),
-                       title=f"{steps} Langevin steps from uniform noise")
+                       title=f"{steps} Langevin steps{f' + {refine_steps} noise-free' if refine_steps else ''} "
+                             f"from {results['chain_start'].replace('_', ' ')} starts")
     snapshot_every = max(1, steps // 10)
     _, chain = model.generate(8, steps=steps, seed=seeds[0], snapshot_every=snapshot_every)
     plotting.save_chain(_crop(chain.numpy(), pad), snapshot_every,

@@ -66,7 +66,8 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
     common = dict(
         sampler=sampler, buffer_size=config.buffer_size, reinit_prob=config.reinit_prob,
         reg_weight=config.reg_weight, real_noise=config.real_noise, seed=config.seed,
-        value_range=value_range,
+        value_range=value_range, chain_start=config.chain_start,
+        refine_steps=config.refine_steps, refine_step_size=config.refine_step_size,
     )
     if config.model == "jem":
         return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
@@ -214,6 +215,10 @@ def prepare_data(config, splits):
 def _set_up_network(model, config, splits):
     log.info("Model: %s with network %s (%d parameters)", type(model).__name__, config.network,
              model.network.count_params())
+    if isinstance(model, EBM) and model.start is not None:
+        model.fit_chain_start(data.preprocess(splits.x_train, config.pad).numpy(), splits.y_train)
+        log.info("Chains start from one Gaussian per class fitted to the %d training images",
+                 len(splits.x_train))
 
 
 def _set_up_rbm(model, config, splits):

@@ -9,7 +9,9 @@ pixel values in [0, 1] (28x28 for MNIST), whatever the model uses inside
 * ``energy(images) -> [N]`` (lower is more likely);
 * ``classify(images) -> [N, num_classes]`` logits (JEM models);
 * ``sample(num_samples, steps, seed) -> [num_samples, H, W, 1]``: Langevin
-  samples from fresh uniform noise, deterministic for a given seed;
+  samples from fresh chain starts (the model's: uniform noise or its fitted class
+  Gaussians), ``steps`` steps plus the model's noise-free refinement, exactly as
+  ``model.generate`` makes them; deterministic for a given seed;
 * ``sample_class(labels, steps, seed) -> [N, H, W, 1]``: class-conditional
   samples (JEM models).
 """
@@ -55,14 +57,16 @@ def _endpoints(model, pad):
             x = x[:, pad:-pad, pad:-pad, :]
         return tf.clip_by_value((x - low) / (high - low), 0.0, 1.0)
 
-    def start(num_samples, seed):
+    def chains(num_samples, labels, steps, seed):
+        """``model.generate(num_samples, steps, labels, seed)`` in graph form."""
         num_samples = checked(num_samples, (num_samples >= 1) & (num_samples <= MAX_SAMPLES),
                               f"num_samples (or the number of labels) must be in [1, {MAX_SAMPLES}]; "
                               "ask for larger sets in batches")
+        steps = checked(steps, steps >= 0, "steps must be >= 0")
         seeds = tf.random.experimental.stateless_split(
             tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)]), 2)
-        shape = tf.concat([[num_samples], model.sample_shape], axis=0)
-        return tf.random.stateless_uniform(shape, seeds[0], minval=low, maxval=high), seeds[1]
+        x = model.chain_starts(num_samples, labels, seeds[0])
+        return to_images(model.run_chains(x, labels, seeds[1], steps, model.refine_steps))
 
     images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
     scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
@@ -71,9 +75,7 @@ def _endpoints(model, pad):
         return model.energy(to_model(images))
 
     def sample(num_samples, steps, seed):
-        x, chain_seed = start(num_samples, seed)
-        steps = checked(steps, steps >= 0, "steps must be >= 0")
-        return to_images(model.sampler(model.energy, x, chain_seed, steps=steps))
+        return chains(num_samples, None, steps, seed)
 
     endpoints = {
         "energy": (energy, [images_spec]),
@@ -86,11 +88,7 @@ def _endpoints(model, pad):
         def sample_class(labels, steps, seed):
             labels = checked(labels, (labels >= 0) & (labels < model.num_outputs),
                              f"labels must be in [0, {model.num_outputs}) (the classes)")
-            x, chain_seed = start(tf.shape(labels)[0], seed)
-            steps = checked(steps, steps >= 0, "steps must be >= 0")
-            x = model.sampler(model.conditional_energy, x, chain_seed, steps=steps,
-                              condition=labels)
-            return to_images(x)
+            return chains(tf.shape(labels)[0], labels, steps, seed)
 
         endpoints["classify"] = (classify, [images_spec])
         endpoints["sample_class"] = (

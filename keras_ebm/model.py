@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from keras_ebm import distribute
 from keras_ebm.buffer import ReplayBuffer
+from keras_ebm.chain_start import ClassGaussianStart
+from keras_ebm.config import CHAIN_STARTS
 from keras_ebm.sampler import LangevinSampler
 
 
@@ -53,6 +55,14 @@ class EBM(keras.Model):
         real_noise: std of Gaussian noise added to real images in training.
         value_range: data range; noise starts and samples are clamped to it.
         seed: integer seed for the sampler, buffer and noise.
+        chain_start: where new chains start, in the buffer's restarts and in
+            :meth:`generate`: ``"uniform"`` noise, or ``"class_gaussian"``, a
+            Gaussian per class fitted to the training images by
+            :meth:`fit_chain_start` (see :class:`ClassGaussianStart`).
+        start_rank: principal directions per class of the ``"class_gaussian"`` start.
+        refine_steps: noise-free steps that end every :meth:`generate` chain
+            (0: none); they sharpen samples without training cost.
+        refine_step_size: step size of those steps.
 
     Example:
 
@@ -67,8 +77,14 @@ class EBM(keras.Model):
 
     def __init__(self, network, sampler=None, buffer_size=10000, reinit_prob=0.05,
                  reg_weight=0.1, cdiv_weight=1.0, real_noise=0.005, value_range=(-1.0, 1.0),
-                 seed=None, **kwargs):
+                 seed=None, chain_start="uniform", start_rank=64, refine_steps=0,
+                 refine_step_size=1.0, **kwargs):
         super().__init__(**kwargs)
+        if chain_start not in CHAIN_STARTS:
+            raise ValueError(f"chain_start must be one of {CHAIN_STARTS}, got {chain_start!r}.")
+        if int(refine_steps) < 0 or not refine_step_size > 0:
+            raise ValueError(f"refine_steps must be >= 0 and refine_step_size > 0, got "
+                             f"{refine_steps} and {refine_step_size}.")
         if sampler is None:
             sampler = LangevinSampler(value_range=value_range)
         elif isinstance(sampler, dict):
@@ -82,8 +98,19 @@ class EBM(keras.Model):
         self.real_noise = float(real_noise)
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = seed
+        self.chain_start = chain_start
+        self.start_rank = int(start_rank)
+        self.refine_steps = int(refine_steps)
+        self.refine_step_size = float(refine_step_size)
+        self.refiner = LangevinSampler(steps=self.refine_steps, step_size=self.refine_step_size,
+                                       noise_scale=0.0, grad_clip=sampler.grad_clip,
+                                       value_range=sampler.value_range)
         self.sample_shape = tuple(network.input_shape[1:])
         self.num_outputs = int(network.output_shape[-1])
+        self.start = None
+        if chain_start == "class_gaussian":
+            self.start = ClassGaussianStart(self.num_outputs, self.sample_shape, rank=start_rank,
+                                            value_range=value_range, name="chain_start")
         self.buffer = ReplayBuffer(
             size=buffer_size,
             sample_shape=self.sample_shape,
@@ -180,16 +207,63 @@ class EBM(keras.Model):
             minval=self.value_range[0], maxval=self.value_range[1],
         )
 
+    def fit_chain_start(self, images, labels=None):
+        """Fit the ``"class_gaussian"`` chain start to training ``images`` (and their
+        ``labels``, one per image; a JEM needs them) and fill the replay buffer from it."""
+        if self.start is None:
+            raise ValueError("fit_chain_start needs a model built with chain_start='class_gaussian'.")
+        if self.num_outputs > 1 and labels is None:
+            raise ValueError("fit_chain_start needs the images' labels: one Gaussian per class.")
+        self.start.fit(images, labels if self.num_outputs > 1 else None)
+        seed = tf.constant([0 if self.seed is None else self.seed, 1], tf.int64)
+        self.buffer.fill(self.chain_starts(self.buffer_size, self.buffer.slot_labels(), seed))
+        return self
+
+    def fit(self, *args, **kwargs):
+        if self.start is not None and not self.start.is_fitted:
+            raise ValueError("This model starts its chains from Gaussians fitted to the data: "
+                             "call model.fit_chain_start(train_images, train_labels) before fit.")
+        return super().fit(*args, **kwargs)
+
+    def chain_starts(self, num_samples, labels, seed):
+        """Initial chain states: uniform noise, or draws of the fitted class Gaussians
+        (for ``labels``; a label of -1 or ``labels=None`` draws the class from the
+        training set's proportions)."""
+        if self.start is None:
+            return self.uniform_noise(num_samples, seed)
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+        drawn = self.start.draw_labels(num_samples, seeds[0])
+        if labels is not None:
+            labels = tf.cast(labels, tf.int32)
+            drawn = tf.where(labels >= 0, labels, drawn)
+        return self.start.sample(drawn, seeds[1])
+
     def sample_negatives(self, batch_size, labels=None):
         """Run the sampler from replay-buffer states and write the results back."""
-        starts, slots = self.buffer.sample(batch_size, labels)
+        restart = None
+        if self.start is not None:
+            def restart(chain_labels, seed):
+                return self.chain_starts(batch_size, chain_labels, seed)
+        starts, slots = self.buffer.sample(batch_size, labels, restart_fn=restart)
         samples = self._run_sampler(starts, labels, self._next_seed())
         self.buffer.update(slots, samples)
         return tf.stop_gradient(samples)
 
+    def run_chains(self, x, labels, seed, steps, refine_steps):
+        """``steps`` Langevin steps from ``x`` then ``refine_steps`` noise-free ones
+        (on ``E(x, y)`` when ``labels`` are given); graph-friendly, no checks."""
+        seed = tf.cast(seed, tf.int64)
+        x = self._run_sampler(x, labels, seed, steps=steps)
+        energy_fn = self.energy if labels is None else self.conditional_energy
+        return self.refiner(energy_fn, x, tf.random.experimental.stateless_fold_in(seed, 1),
+                            steps=refine_steps, condition=labels)
+
     def generate(self, num_samples, steps=None, labels=None, seed=0, snapshot_every=0,
-                 unconditional_steps=0):
-        """Samples from fresh uniform noise (not from the replay buffer).
+                 unconditional_steps=0, refine_steps=None):
+        """Samples from fresh chain starts (not from the replay buffer).
+
+        Chains start from :meth:`chain_starts` (uniform noise, or the fitted class
+        Gaussians), run ``steps`` Langevin steps and then ``refine_steps`` noise-free ones.
 
         Args:
             num_samples: number of samples.
@@ -200,18 +274,25 @@ class EBM(keras.Model):
             unconditional_steps: with ``labels``, run the first this many of the
                 ``steps`` on ``E(x)`` (noise to digit-like images) and the rest on
                 ``E(x, y)``: the chain still targets ``p(x|y)``, from a better start.
+            refine_steps: noise-free steps at the end (defaults to the model's
+                ``refine_steps``); the snapshots show the chain before them.
         """
         steps = self.sampler.steps if steps is None else steps
+        refine_steps = self.refine_steps if refine_steps is None else int(refine_steps)
+        if self.start is not None and not self.start.is_fitted:
+            raise ValueError("The chain start is not fitted: call "
+                             "model.fit_chain_start(train_images, train_labels) first.")
         if int(num_samples) > MAX_SAMPLES_PER_CALL:
             raise ValueError(f"num_samples {num_samples} is more than one call can hold in memory "
                              f"(at most {MAX_SAMPLES_PER_CALL}); call generate in batches.")
-        if int(num_samples) < 1 or int(steps) < 0 or not 0 <= unconditional_steps <= int(steps):
-            raise ValueError(f"num_samples must be >= 1, steps >= 0 and unconditional_steps in "
-                             f"[0, steps], got {num_samples}, {steps} and {unconditional_steps}.")
+        if (int(num_samples) < 1 or int(steps) < 0 or refine_steps < 0
+                or not 0 <= unconditional_steps <= int(steps)):
+            raise ValueError(f"num_samples must be >= 1, steps and refine_steps >= 0 and "
+                             f"unconditional_steps in [0, steps], got {num_samples}, {steps}, "
+                             f"{refine_steps} and {unconditional_steps}.")
         if unconditional_steps and (labels is None or snapshot_every):
             raise ValueError("unconditional_steps needs labels and no snapshot_every.")
         seeds = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
-        x = self.uniform_noise(int(num_samples), seeds[0])
         if labels is not None:
             labels = tf.convert_to_tensor(labels, tf.int32)
             valid = labels.shape == (int(num_samples),) and bool(
@@ -221,11 +302,16 @@ class EBM(keras.Model):
                     f"labels must be {num_samples} class indices in [0, {self.num_outputs}), "
                     f"got {labels.numpy().tolist()}."
                 )
+        x = self.chain_starts(int(num_samples), labels, seeds[0])
         if unconditional_steps:
             x = self._run_sampler(x, None, seeds[1], steps=unconditional_steps)
-            return self._run_sampler(x, labels, tf.random.experimental.stateless_fold_in(seeds[1], 1),
-                                     steps=int(steps) - unconditional_steps)
-        return self._run_sampler(x, labels, seeds[1], steps=steps, snapshot_every=snapshot_every)
+            return self.run_chains(x, labels, tf.random.experimental.stateless_fold_in(seeds[1], 1),
+                                   int(steps) - unconditional_steps, refine_steps)
+        if snapshot_every:
+            x, snapshots = self._run_sampler(x, labels, seeds[1], steps=steps,
+                                             snapshot_every=snapshot_every)
+            return self.run_chains(x, labels, seeds[1], 0, refine_steps), snapshots
+        return self.run_chains(x, labels, seeds[1], steps, refine_steps)
 
     # --- objective ----------------------------------------------------------
     def negative_labels(self, labels):
@@ -304,6 +390,10 @@ class EBM(keras.Model):
             real_noise=self.real_noise,
             value_range=self.value_range,
             seed=self.seed,
+            chain_start=self.chain_start,
+            start_rank=self.start_rank,
+            refine_steps=self.refine_steps,
+            refine_step_size=self.refine_step_size,
         )
         return config
 

@@ -14,6 +14,7 @@ MNIST training split and overwrites ``keras_ebm/datasets/mnist_reference_classif
 
 import os
 import sys
+import weakref
 
 import keras
 import numpy as np
@@ -73,9 +74,28 @@ def load_reference_classifier(path=PATH):
     return keras.saving.load_model(path)
 
 
+_COMPILED = weakref.WeakKeyDictionary()  # one graph per model, for every batch size
+
+
+def predict(model, images, batch_size=500):
+    """``model(images)`` in batches as a numpy array (``Model.predict`` traces again for every
+    new size of the last batch; this traces once per image shape)."""
+    images = np.asarray(images, dtype="float32")
+    if model not in _COMPILED:
+        _COMPILED[model] = {}
+    compiled = _COMPILED[model]
+    if images.shape[1:] not in compiled:
+        compiled[images.shape[1:]] = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, *images.shape[1:]], tf.float32)])
+    run = compiled[images.shape[1:]]
+    return np.concatenate([run(images[i:i + batch_size]).numpy()
+                           for i in range(0, len(images), batch_size)])
+
+
 def label_accuracy(classifier, images, labels, batch_size=500):
     """Fraction of ``images`` (in [-1, 1]) that ``classifier`` assigns to ``labels``."""
-    logits = classifier.predict(np.asarray(images), batch_size=batch_size, verbose=0)
+    logits = predict(classifier, images, batch_size)
     return float(np.mean(logits.argmax(-1) == np.asarray(labels)))
 
 

@@ -144,16 +144,29 @@ class LangevinSampler:
         seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
         if tf.inside_function():
             return self._run(energy_fn, x, seed, steps, snapshot_every, condition)
-        # Separate functions for the model's energies and chain kinds: each traces once (plus
-        # once more for a new batch size), not once per kind in one function.
-        key = (energy_fn, int(snapshot_every), condition is None)
+        x = tf.convert_to_tensor(x)
+        condition = None if condition is None else tf.convert_to_tensor(condition)
+        # One graph per energy, chain kind and image shape, for any batch size: evaluation
+        # and sample grids ask for many sizes, and each would otherwise trace anew.
+        key = (energy_fn, int(snapshot_every), x.dtype, tuple(x.shape[1:]),
+               None if condition is None else (condition.dtype, tuple(condition.shape[1:])))
         if key not in self._compiled_runs:
-            self._compiled_runs[key] = self.compile_run()
-        return self._compiled_runs[key](energy_fn, x, seed, steps, snapshot_every, condition)
+            signature = [tf.TensorSpec([None, *x.shape[1:]], x.dtype),
+                         tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32)]
+            if condition is not None:
+                signature.append(tf.TensorSpec([None, *condition.shape[1:]], condition.dtype))
 
-    def compile_run(self):
-        """The compiled chain (override to change how it is compiled, e.g. with XLA)."""
-        return tf.function(self._run, reduce_retracing=True)
+            def run(x, seed, steps, *condition, energy_fn=energy_fn, snapshots=int(snapshot_every)):
+                return self._run(energy_fn, x, seed, steps, snapshots,
+                                 condition[0] if condition else None)
+
+            self._compiled_runs[key] = self.compile_run(run, signature)
+        extra = () if condition is None else (condition,)
+        return self._compiled_runs[key](x, seed, steps, *extra)
+
+    def compile_run(self, run, input_signature):
+        """``run`` compiled for ``input_signature`` (override to change how, e.g. with XLA)."""
+        return tf.function(run, input_signature=input_signature)
 
     def noise(self, shape, seed, dtype):
         """Standard-normal noise of one step; the same seed gives the same noise."""

@@ -106,6 +106,9 @@ def test_exported_endpoints_reject_bad_inputs(exported, call, error, message):
     (["--max_recoveries", "-1"], "--max_recoveries and --backup_every must be >= 0"),
     (["--backup_every", "-5"], "--max_recoveries and --backup_every must be >= 0"),
     (["--max_energy_gap", "0"], "--max_energy_gap must be > 0"),
+    (["--model", "rbm", "--chain_start", "class_gaussian"], "--chain_start class_gaussian is for image"),
+    (["--refine_steps", "-1"], "--refine_steps must be >= 0"),
+    (["--refine_step_size", "0"], "--refine_step_size must be > 0"),
 ])
 def test_bad_resume_and_recovery_flags(flags, message):
     with pytest.raises(ValueError, match=message):

@@ -90,6 +90,25 @@ def test_jem_export_matches_the_model(tmp_path, pad):
     np.testing.assert_array_equal(out["sample_class_pred"], [0, 3, 7, 9])
 
 
+def test_export_samples_exactly_like_generate_with_fitted_starts_and_refinement(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = JEM(networks.get_network("mlp", num_outputs=10, hidden_units=(16,)),
+                sampler=LangevinSampler(steps=5), buffer_size=50, seed=0,
+                chain_start="class_gaussian", start_rank=3, refine_steps=4)
+    rng = np.random.default_rng(0)
+    model.fit_chain_start(rng.uniform(-1, 1, (100, 28, 28, 1)), np.arange(100) % 10)
+    export_dir = tmp_path / "export"
+    export.export_model(model, str(export_dir))
+    images = rng.uniform(0, 1, (2, 28, 28, 1)).astype("float32")
+    out = load_in_clean_process(export_dir, images, tmp_path)
+    to_unit = lambda x: (x.numpy() + 1) / 2  # noqa: E731
+    np.testing.assert_allclose(out["sample_1"][0], to_unit(model.generate(4, steps=30, seed=1)),
+                               atol=1e-5)
+    np.testing.assert_allclose(
+        out["sample_class"], to_unit(model.generate(4, steps=60, labels=[0, 3, 7, 9], seed=5)),
+        atol=1e-5)
+
+
 def test_ebm_export_has_energy_and_sample_only(tmp_path):
     model = EBM(networks.get_network("mlp", num_outputs=1, hidden_units=(16,)), buffer_size=10,
                 sampler=LangevinSampler(steps=2), seed=0)
