@@ -39,16 +39,27 @@ import roofline  # noqa: E402  (first: imports keras_ebm before TensorFlow)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_mnist import append_results, machine  # noqa: E402
-from keras_ebm import networks  # noqa: E402
+from keras_ebm import distribute, networks  # noqa: E402
 from keras_ebm.buffer import ReplayBuffer  # noqa: E402
 from keras_ebm.sampler import LangevinSampler  # noqa: E402
 
 STEP_SIZE, NOISE, CLIP = 10.0, 0.005, 0.03
 # name -> (input shape, outputs): the book's CNN as in the book, the JEM default as in train.py.
 NETWORKS = {"cnn": ((32, 32, 1), 1), "cnn_wide": ((28, 28, 1), 10)}
-IMPLEMENTATIONS = ("keras_ebm", "eager", "torch", "torch_cl")
-LABELS = {"keras_ebm": "keras_ebm", "eager": "book eager loop", "torch": "PyTorch",
-          "torch_cl": "PyTorch channels-last"}
+# PyTorch variants: (channels-last memory layout, torch.compile).
+TORCH_VARIANTS = {"torch": (False, False), "torch_cl": (True, False),
+                  "torch_compile": (False, True), "torch_cl_compile": (True, True)}
+IMPLEMENTATIONS = ("keras_ebm", "keras_ebm_bf16", "eager", *TORCH_VARIANTS)
+LABELS = {"keras_ebm": "keras_ebm", "keras_ebm_bf16": "keras_ebm bfloat16",
+          "eager": "book eager loop", "torch": "PyTorch", "torch_cl": "PyTorch channels-last",
+          "torch_compile": "PyTorch torch.compile",
+          "torch_cl_compile": "PyTorch torch.compile channels-last"}
+
+
+def best_torch(rates):
+    """The fastest PyTorch variant among ``rates`` (implementation -> rate), or ``None``."""
+    measured = [impl for impl in TORCH_VARIANTS if impl in rates]
+    return max(measured, key=rates.get) if measured else None
 
 
 def eager_langevin(energy_fn, x, steps, step_size=STEP_SIZE, noise=NOISE, clip=CLIP):
@@ -137,20 +148,22 @@ def interleaved(jobs, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def chain_setup(name, batch_size, steps, sampler_class=LangevinSampler, network_kwargs=None):
-    """The benchmarked chain: network ``name``, its marginal energy, a seeded uniform
-    start and a sampler of ``sampler_class``."""
+def chain_setup(name, batch_size, steps, sampler_class=LangevinSampler, network_kwargs=None,
+                mixed_precision="none"):
+    """The benchmarked chain: network ``name`` (its layers computing in ``mixed_precision``),
+    its marginal energy, a seeded uniform start and a sampler of ``sampler_class``."""
     input_shape, num_outputs = NETWORKS[name]
     keras.utils.set_random_seed(0)
-    network = networks.get_network(name, input_shape=input_shape, num_outputs=num_outputs,
-                                   **(network_kwargs or {}))
+    with distribute.precision(mixed_precision):
+        network = networks.get_network(name, input_shape=input_shape, num_outputs=num_outputs,
+                                       **(network_kwargs or {}))
     energy = lambda x: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
     x0 = tf.random.uniform((batch_size,) + input_shape, -1.0, 1.0)
     sampler = sampler_class(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE, grad_clip=CLIP)
     return network, energy, x0, sampler
 
 
-def sampler_jobs(name, batch_size, steps, torch_worker):
+def sampler_jobs(name, batch_size, steps, torch_worker, bfloat16=False):
     input_shape, num_outputs = NETWORKS[name]
     network, energy, x0, sampler = chain_setup(name, batch_size, steps)
 
@@ -161,12 +174,19 @@ def sampler_jobs(name, batch_size, steps, torch_worker):
         eager_langevin(energy, x0, steps).numpy()
 
     jobs = {"keras_ebm": ours, "eager": eager}
+    if bfloat16:
+        _, energy_bf16, _, sampler_bf16 = chain_setup(name, batch_size, steps,
+                                                      mixed_precision="bfloat16")
+
+        def ours_bf16():
+            sampler_bf16(energy_bf16, x0, seed=[0, 1]).numpy()
+        jobs["keras_ebm_bf16"] = ours_bf16
     if torch_worker:
         torch_worker.check_same_network(name, network, num_outputs)
-        for impl, channels_last in (("torch", False), ("torch_cl", True)):
+        for impl, (channels_last, compiled) in TORCH_VARIANTS.items():
             request = dict(task="sample", network=name, input_shape=input_shape,
                            num_outputs=num_outputs, batch_size=batch_size, steps=steps,
-                           channels_last=channels_last)
+                           channels_last=channels_last, compiled=compiled)
             jobs[impl] = lambda request=request: torch_worker.seconds(**request)
     return jobs
 
@@ -318,7 +338,7 @@ def ablations(network, batch_size, steps, rounds, repeats, record):
         append_results(section)
 
 
-def main(networks_, batch_sizes, steps_list, repeats, threads, record):
+def main(networks_, batch_sizes, steps_list, repeats, threads, record, bfloat16=False):
     threads = set_threads(threads)
     torch_worker = start_torch_worker(threads)
     load_before = os.getloadavg()
@@ -326,7 +346,8 @@ def main(networks_, batch_sizes, steps_list, repeats, threads, record):
     for name in networks_:
         for batch_size in batch_sizes:
             for steps in steps_list:
-                medians = interleaved(sampler_jobs(name, batch_size, steps, torch_worker), repeats)
+                medians = interleaved(sampler_jobs(name, batch_size, steps, torch_worker,
+                                                   bfloat16), repeats)
                 for impl, seconds in medians.items():
                     rates[(name, batch_size, steps, impl)] = batch_size * steps / seconds
                 print(name, batch_size, steps,
@@ -340,7 +361,8 @@ def main(networks_, batch_sizes, steps_list, repeats, threads, record):
     lines = [f"\n## Langevin sampler: keras_ebm vs eager loop vs PyTorch ({time.strftime('%Y-%m-%d %H:%M')})\n",
              f"Command: `python benchmarks/bench_sampler.py --networks {' '.join(networks_)} "
              f"--batch_sizes {' '.join(map(str, batch_sizes))} --steps {' '.join(map(str, steps_list))} "
-             f"--repeats {repeats}" + (f" --threads {threads}" if threads != os.cpu_count() else "") + "`\n",
+             f"--repeats {repeats}" + (f" --threads {threads}" if threads != os.cpu_count() else "")
+             + (" --bfloat16" if bfloat16 else "") + "`\n",
              f"Machine: {machine()}, CPU only; {thread_settings(torch_worker)}. Load average (1 min) "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Median of {repeats} interleaved "
              "chains per cell, image-steps/s (higher is better).\n"]
@@ -348,16 +370,16 @@ def main(networks_, batch_sizes, steps_list, repeats, threads, record):
         shape, outputs = NETWORKS[name]
         lines.append(f"`{name}` on {shape[0]}x{shape[1]}, {outputs} output(s):\n")
         header = "| batch | steps | " + " | ".join(LABELS[i] for i in impls) + " | vs eager |"
-        header += " vs PyTorch | vs PyTorch channels-last |" if "torch" in impls else ""
+        header += " vs the best PyTorch |" if "torch" in impls else ""
         lines.append(header + "\n|" + "---|" * (header.count("|") - 1))
         for batch_size in batch_sizes:
             for steps in steps_list:
                 r = {i: rates[(name, batch_size, steps, i)] for i in impls}
                 row = f"| {batch_size} | {steps} | " + " | ".join(f"{r[i]:,.0f}" for i in impls)
                 row += f" | {r['keras_ebm'] / r['eager']:.1f}x |"
-                if "torch" in r:
-                    row += (f" {r['keras_ebm'] / r['torch']:.2f}x | "
-                            f"{r['keras_ebm'] / r['torch_cl']:.2f}x |")
+                best = best_torch(r)
+                if best:
+                    row += f" {r['keras_ebm'] / r[best]:.2f}x ({LABELS[best]}) |"
                 lines.append(row)
         lines.append("")
     lines.append(f"Roofline: measured TensorFlow float32 peaks on this machine: matmul (2048x2048) "
@@ -399,6 +421,8 @@ if __name__ == "__main__":
                         help="threads for TensorFlow (intra- and inter-op) and PyTorch (default: all cores)")
     parser.add_argument("--no_record", dest="record", action="store_false",
                         help="print only; do not append to RESULTS.md or draw the figure")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time keras_ebm with the network computing in bfloat16")
     parser.add_argument("--ablations", action="store_true",
                         help="A/B the speed options in ABLATIONS on the first network, batch and "
                              "steps instead (each in its own process)")
@@ -413,4 +437,5 @@ if __name__ == "__main__":
         ablations(args.networks[0], args.batch_sizes[0], args.steps[0], args.rounds, args.repeats,
                   args.record)
     else:
-        main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record)
+        main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record,
+             args.bfloat16)

@@ -24,7 +24,8 @@ import os
 import time
 
 from bench_mnist import append_results, machine
-from bench_sampler import (LABELS, eager_langevin, interleaved, set_threads,  # before TensorFlow
+from bench_sampler import (LABELS, TORCH_VARIANTS, best_torch, eager_langevin,  # before TF
+                           interleaved, set_threads,
                            start_torch_worker, thread_settings)
 import tensorflow as tf
 from keras_ebm import data, experiment
@@ -52,7 +53,7 @@ def eager_train_step(model, x, y, steps):
     model.optimizer.apply(grads, model.network.trainable_variables)
 
 
-def main(iterations, repeats, threads, record):
+def main(iterations, repeats, threads, record, bfloat16=False):
     threads = set_threads(threads)
     torch_worker = start_torch_worker(threads)
     config = Config()
@@ -79,12 +80,22 @@ def main(iterations, repeats, threads, record):
             next(batches)[0].numpy()
 
     jobs = {"keras_ebm": keras_ebm, "eager": eager}
+    if bfloat16:
+        bf16_model, bf16_train = build(Config(mixed_precision="bfloat16"), splits)
+        bf16_model.fit(bf16_train.take(1), epochs=1, verbose=0)
+        bf16_batches = iter(bf16_train.repeat())
+
+        def keras_ebm_bf16():
+            for _ in range(iterations):
+                bf16_model.train_function(bf16_batches)
+            bf16_model.optimizer.iterations.numpy()
+        jobs["keras_ebm_bf16"] = keras_ebm_bf16
     if torch_worker:
         torch_worker.check_same_network(config.network, model.network, splits.num_classes)
-        for impl, channels_last in (("torch", False), ("torch_cl", True)):
+        for impl, (channels_last, compiled) in TORCH_VARIANTS.items():
             request = dict(task="train", network=config.network, batch_size=config.batch_size,
                            langevin_steps=config.langevin_steps, iterations=iterations,
-                           channels_last=channels_last)
+                           channels_last=channels_last, compiled=compiled)
             jobs[impl] = lambda request=request: torch_worker.seconds(**request)
     jobs["pipeline"] = pipeline
     load_before = os.getloadavg()
@@ -97,7 +108,8 @@ def main(iterations, repeats, threads, record):
     rate = {impl: iterations / s for impl, s in seconds.items()}
     lines = [f"\n## JEM training iterations: keras_ebm vs eager loop vs PyTorch ({time.strftime('%Y-%m-%d %H:%M')})\n",
              f"Command: `python benchmarks/bench_train.py --iterations {iterations} --repeats {repeats}"
-             + (f" --threads {threads}" if threads != os.cpu_count() else "") + "`\n",
+             + (f" --threads {threads}" if threads != os.cpu_count() else "")
+             + (" --bfloat16" if bfloat16 else "") + "`\n",
              f"Machine: {machine()}, CPU only; {thread_settings(torch_worker)}. Load average (1 min) "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. The default JEM of `train.py` "
              f"(`{config.network}`, batch {config.batch_size}, {config.langevin_steps} Langevin steps, "
@@ -108,6 +120,10 @@ def main(iterations, repeats, threads, record):
     for impl in (i for i in LABELS if i in rate):
         lines.append(f"| {LABELS[impl]} | {rate[impl]:.2f} | {steps_per_epoch / rate[impl] / 60:.1f} min | "
                      f"{rate['keras_ebm'] / rate[impl]:.2f}x |")
+    best = best_torch(rate)
+    if best:
+        lines.append(f"\nkeras_ebm against the best PyTorch variant ({LABELS[best]}): "
+                     f"**{rate['keras_ebm'] / rate[best]:.2f}x**.")
     lines.append(f"\nThe `tf.data` input pipeline alone delivers {rate['pipeline'] * config.batch_size:,.0f} "
                  f"images/s ({rate['pipeline'] / rate['keras_ebm']:,.0f}x what training consumes).\n")
     section = "\n".join(lines)
@@ -124,5 +140,7 @@ if __name__ == "__main__":
                         help="threads for TensorFlow and PyTorch (default: all cores)")
     parser.add_argument("--no_record", dest="record", action="store_false",
                         help="print only; do not append to RESULTS.md")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time keras_ebm with the network computing in bfloat16")
     args = parser.parse_args()
-    main(args.iterations, args.repeats, args.threads, args.record)
+    main(args.iterations, args.repeats, args.threads, args.record, args.bfloat16)

@@ -118,9 +118,10 @@ def serve(threads):
 
     Requests: ``{"task": "params", "network", "input_shape", "num_outputs"}`` answers the
     parameter count; ``{"task": "sample", "network", "input_shape", "num_outputs", "batch_size",
-    "steps", "channels_last"}`` times one Langevin chain; ``{"task": "train", "network",
-    "batch_size", "langevin_steps", "iterations", "channels_last"}`` times JEM iterations
-    on random MNIST-shaped batches. Networks and inputs are built on first use (answer -1).
+    "steps", "channels_last", "compiled"}`` times one Langevin chain; ``{"task": "train",
+    "network", "batch_size", "langevin_steps", "iterations", "channels_last", "compiled"}``
+    times JEM iterations on random MNIST-shaped batches (``compiled``: the network wrapped in
+    ``torch.compile``, PyTorch 2's graph compiler, forward and backward). Networks and inputs are built on first use (answer -1).
     Run in its own process so that its OpenMP threads never compete with TensorFlow's.
     """
     torch.set_num_threads(threads)
@@ -148,6 +149,8 @@ def _build(request):
     shape = request.get("input_shape", (28, 28, 1))
     network = get_network(request["network"], shape, request.get("num_outputs", 10))
     network = network.to(memory_format=memory_format)
+    if request.get("compiled"):
+        network = torch.compile(network)
     batch = (request["batch_size"], shape[2], shape[0], shape[1])
     if request["task"] == "sample":
         x = (torch.rand(batch) * 2 - 1).contiguous(memory_format=memory_format)
