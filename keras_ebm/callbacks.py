@@ -26,7 +26,7 @@ def sample_rows(model, real_images, num_per_row=10, steps=200, seed=0):
         rng = np.random.default_rng(seed)
         buffer = model.buffer.samples
         rows["buffer"] = tf.gather(buffer, rng.choice(buffer.shape[0], n, replace=False)).numpy()
-    if getattr(model, "num_outputs", 1) > 1:
+    if model.num_outputs > 1:
         labels = np.repeat(np.arange(model.num_outputs, dtype=np.int32), n)
         conditional = model.generate(len(labels), steps=steps, labels=labels, seed=seed + 1)
         conditional = conditional.numpy().reshape((model.num_outputs, n) + model.sample_shape)
@@ -69,7 +69,7 @@ class SampleGrid(keras.callbacks.Callback):
     def write(self, name, steps, step):
         rows = sample_rows(self.model, self.real_images, steps=steps, seed=self.seed)
         path = os.path.join(self.directory, f"{name}.png")
-        kind = getattr(self.model, "sampler_name", "Langevin")
+        kind = self.model.sampler_name
         plotting.save_grid(rows, path, title=f"{name}: {steps} {kind} steps from noise")
         log.info("Saved sample grid %s", path)
         if self.writer is not None:
@@ -106,7 +106,7 @@ class ChainSnapshots(keras.callbacks.Callback):
         )
         path = os.path.join(self.directory, f"{name}.png")
         plotting.save_chain(snapshots.numpy(), snapshot_every, path,
-                            title=f"{getattr(self.model, 'sampler_name', 'Langevin')} chains "
+                            title=f"{self.model.sampler_name} chains "
                                   "from noise (columns: step)")
         log.info("Saved Langevin chain snapshots %s", path)
 

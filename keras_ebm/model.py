@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from keras_ebm import distribute
+from keras_ebm.base import NetworkEnergyModel, marginal_energy
 from keras_ebm.buffer import ReplayBuffer
 from keras_ebm.chain_start import ClassGaussianStart
 from keras_ebm.config import CHAIN_STARTS
@@ -16,11 +17,6 @@ from keras_ebm.sampler import LangevinSampler
 
 
 MAX_SAMPLES_PER_CALL = 65536  # chains run side by side; more would exhaust memory
-
-
-def marginal_energy(scores):
-    """``E(x) = -logsumexp_y f(x)[y]`` from scores ``[batch, num_outputs]``."""
-    return -tf.reduce_logsumexp(scores, axis=-1)
 
 
 def class_energy(scores, labels):
@@ -31,7 +27,7 @@ def class_energy(scores, labels):
 
 
 @keras.saving.register_keras_serializable(package="keras_ebm")
-class EBM(keras.Model):
+class EBM(NetworkEnergyModel):
     """Unconditional image EBM trained by contrastive divergence (Du & Mordatch 2019).
 
     Each training step draws negatives by running the Langevin ``sampler`` from
@@ -79,34 +75,24 @@ class EBM(keras.Model):
                  reg_weight=0.1, cdiv_weight=1.0, real_noise=0.005, value_range=(-1.0, 1.0),
                  seed=None, chain_start="uniform", start_rank=64, refine_steps=0,
                  refine_step_size=1.0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
         if chain_start not in CHAIN_STARTS:
             raise ValueError(f"chain_start must be one of {CHAIN_STARTS}, got {chain_start!r}.")
         if int(refine_steps) < 0 or not refine_step_size > 0:
             raise ValueError(f"refine_steps must be >= 0 and refine_step_size > 0, got "
                              f"{refine_steps} and {refine_step_size}.")
-        if sampler is None:
-            sampler = LangevinSampler(value_range=value_range)
-        elif isinstance(sampler, dict):
-            sampler = LangevinSampler.from_config(sampler)
-        self.network = network
-        self.sampler = sampler
         self.buffer_size = int(buffer_size)
         self.reinit_prob = float(reinit_prob)
         self.reg_weight = float(reg_weight)
         self.cdiv_weight = float(cdiv_weight)
         self.real_noise = float(real_noise)
-        self.value_range = tuple(float(v) for v in value_range)
-        self.seed = seed
         self.chain_start = chain_start
         self.start_rank = int(start_rank)
         self.refine_steps = int(refine_steps)
         self.refine_step_size = float(refine_step_size)
         self.refiner = LangevinSampler(steps=self.refine_steps, step_size=self.refine_step_size,
-                                       noise_scale=0.0, grad_clip=sampler.grad_clip,
-                                       value_range=sampler.value_range)
-        self.sample_shape = tuple(network.input_shape[1:])
-        self.num_outputs = int(network.output_shape[-1])
+                                       noise_scale=0.0, grad_clip=self.sampler.grad_clip,
+                                       value_range=self.sampler.value_range)
         self.start = None
         if chain_start == "class_gaussian":
             self.start = ClassGaussianStart(self.num_outputs, self.sample_shape, rank=start_rank,
@@ -120,18 +106,9 @@ class EBM(keras.Model):
             seed=seed,
             name="replay_buffer",
         )
-        self.seed_generator = keras.random.SeedGenerator(seed)
         # Evaluation noise has its own stream, so validating never shifts training's.
         self.eval_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
-        self.built = True
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, x, training=False):
-        return self.network(x, training=training)
+        self.finish_init()
 
     # --- energies -----------------------------------------------------------
     def energy(self, x, training=False):
@@ -185,8 +162,8 @@ class EBM(keras.Model):
         return class_energy(self.network(x, training=False), labels)
 
     # --- sampling -----------------------------------------------------------
-    def _next_seed(self, generator=None):
-        seed = tf.cast((generator or self.seed_generator).next(), tf.int64)[:2]
+    def next_seed(self, generator=None):
+        seed = super().next_seed(generator)
         replica, num_replicas = distribute.current_replica()
         if num_replicas == 1:
             return seed
@@ -199,12 +176,6 @@ class EBM(keras.Model):
         return self.sampler(
             self.conditional_energy, x, seed, steps=steps, snapshot_every=snapshot_every,
             condition=labels,
-        )
-
-    def uniform_noise(self, batch_size, seed):
-        return tf.random.stateless_uniform(
-            (batch_size,) + self.sample_shape, seed=seed,
-            minval=self.value_range[0], maxval=self.value_range[1],
         )
 
     def fit_chain_start(self, images, labels=None):
@@ -245,7 +216,7 @@ class EBM(keras.Model):
             def restart(chain_labels, seed):
                 return self.chain_starts(batch_size, chain_labels, seed)
         starts, slots = self.buffer.sample(batch_size, labels, restart_fn=restart)
-        samples = self._run_sampler(starts, labels, self._next_seed())
+        samples = self._run_sampler(starts, labels, self.next_seed())
         self.buffer.update(slots, samples)
         return tf.stop_gradient(samples)
 
@@ -340,13 +311,13 @@ class EBM(keras.Model):
         batch_size = tf.shape(x)[0]
         if self.draws_negatives(training):
             return self.sample_negatives(batch_size, self.negative_labels(y))
-        return self.uniform_noise(batch_size, self._next_seed(self.eval_seed_generator))
+        return self.uniform_noise(batch_size, self.next_seed(self.eval_seed_generator))
 
     def compute_metrics(self, x, y, negatives, training=False):
         """The objective and its parts for real images ``x`` against ``negatives``."""
         batch_size = tf.shape(x)[0]
         if training:
-            x = x + self.real_noise * tf.random.stateless_normal(tf.shape(x), self._next_seed())
+            x = x + self.real_noise * tf.random.stateless_normal(tf.shape(x), self.next_seed())
             x = tf.clip_by_value(x, *self.value_range)
         # One forward pass over real and negative images.
         scores = self.network(tf.concat([x, negatives], axis=0), training=training)
@@ -365,43 +336,31 @@ class EBM(keras.Model):
             loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply(grads, self.network.trainable_variables)
-        return self._update_trackers(metrics, y)
+        return self.report(metrics, y)
 
     def test_step(self, data):
         x, y = _unpack(data)
         metrics = self.compute_metrics(x, y, self.negatives(x, y), training=False)
-        return self._update_trackers(metrics, y)
+        return self.report(metrics, y)
 
-    def _update_trackers(self, metrics, y):
-        for name, value in metrics.items():
-            if name in self.trackers:
-                self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+    def report(self, metrics, y):
+        """Update the metric trackers with one batch's ``metrics`` (and labels ``y``)."""
+        return self.update_trackers(metrics)
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            network=keras.saving.serialize_keras_object(self.network),
-            sampler=self.sampler.get_config(),
             buffer_size=self.buffer_size,
             reinit_prob=self.reinit_prob,
             reg_weight=self.reg_weight,
             cdiv_weight=self.cdiv_weight,
             real_noise=self.real_noise,
-            value_range=self.value_range,
-            seed=self.seed,
             chain_start=self.chain_start,
             start_rank=self.start_rank,
             refine_steps=self.refine_steps,
             refine_step_size=self.refine_step_size,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_ebm")
@@ -460,7 +419,7 @@ class JEM(EBM):
     def negative_labels(self, labels):
         if not self.conditional_sampling:
             return None
-        seed = self._next_seed()
+        seed = self.next_seed()
         random_labels = tf.random.stateless_uniform(
             tf.shape(labels)[:1], seed=seed, maxval=self.num_outputs, dtype=tf.int32
         )
@@ -484,9 +443,9 @@ class JEM(EBM):
         terms["logits"] = scores_real
         return terms
 
-    def _update_trackers(self, metrics, y):
+    def report(self, metrics, y):
         self.accuracy.update_state(y, metrics["logits"])
-        results = super()._update_trackers(metrics, y)
+        results = super().report(metrics, y)
         results["accuracy"] = self.accuracy.result()
         return results
 

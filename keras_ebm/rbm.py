@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_ebm.base import EnergyModel
 from keras_ebm.buffer import ReplayBuffer
 
 
@@ -23,7 +24,7 @@ def bernoulli(probs, seed):
 
 
 @keras.saving.register_keras_serializable(package="keras_ebm")
-class RBM(keras.Model):
+class RBM(EnergyModel):
     """Bernoulli-Bernoulli RBM trained with CD-k (Hinton 2002) or PCD (Tieleman 2008).
 
     Images in ``value_range`` are read as per-pixel probabilities and binarised
@@ -64,21 +65,18 @@ class RBM(keras.Model):
 
     def __init__(self, visible_shape, num_hidden=500, cd_steps=1, persistent=False,
                  num_chains=100, sample_steps=1000, value_range=(-1.0, 1.0), seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(visible_shape, value_range=value_range, seed=seed, **kwargs)
         for name, value in (("num_hidden", num_hidden), ("cd_steps", cd_steps),
                             ("num_chains", num_chains)):
             if int(value) <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}.")
-        self.visible_shape = tuple(int(d) for d in visible_shape)
-        self.sample_shape = self.visible_shape
+        self.visible_shape = self.sample_shape
         self.num_visible = int(np.prod(self.visible_shape))
         self.num_hidden = int(num_hidden)
         self.cd_steps = int(cd_steps)
         self.persistent = bool(persistent)
         self.num_chains = int(num_chains)
         self.sample_steps = int(sample_steps)
-        self.value_range = tuple(float(v) for v in value_range)
-        self.seed = seed
         # Small random weights, zero biases (Hinton 2010, "A practical guide to training RBMs").
         self.kernel = self.add_weight(
             shape=(self.num_visible, self.num_hidden), name="kernel",
@@ -93,14 +91,8 @@ class RBM(keras.Model):
             self.buffer = ReplayBuffer(size=self.num_chains, sample_shape=self.visible_shape,
                                        reinit_prob=0.0, value_range=self.value_range, seed=seed,
                                        name="persistent_chains")
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self._compiled_gibbs = tf.function(self._gibbs, reduce_retracing=True)
-        self.built = True
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        self.finish_init()
 
     def call(self, x):
         """Hidden-unit probabilities ``p(h = 1 | v)`` of images ``x`` (features)."""
@@ -141,6 +133,10 @@ class RBM(keras.Model):
         return (-tf.linalg.matvec(v, self.visible_bias)
                 - tf.reduce_sum(tf.nn.softplus(self.hidden_logits(v)), axis=-1))
 
+    def energy(self, x, training=False):
+        """Free energy ``F(v)`` of images ``x`` in ``value_range`` read as pixel probabilities."""
+        return self.free_energy(self.to_visible(x))
+
     def log_likelihood(self, v, log_z):
         """``log p(v) = -F(v) - log Z`` in nats, given a (e.g. AIS) estimate of ``log Z``."""
         return -self.free_energy(v) - log_z
@@ -170,15 +166,12 @@ class RBM(keras.Model):
         return v, v_mean
 
     # --- sampling ----------------------------------------------------------------------
-    def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int64)[:2]
-
     def negatives(self, v):
         """Negative samples for a training step on binary data ``v``."""
         if not self.persistent:
-            return self.gibbs(v, self.cd_steps, self._next_seed())[0]
+            return self.gibbs(v, self.cd_steps, self.next_seed())[0]
         samples = self.gibbs(self.to_visible(self.buffer.samples), self.cd_steps,
-                             self._next_seed())[0]
+                             self.next_seed())[0]
         self.buffer.update(tf.range(self.num_chains), self.to_images(samples))
         return samples
 
@@ -216,7 +209,7 @@ class RBM(keras.Model):
 
     def compute_metrics(self, v, negatives=None):
         """Metrics of binary data ``v``; with ``negatives`` also the CD loss."""
-        seeds = tf.random.experimental.stateless_split(self._next_seed(), 2)
+        seeds = tf.random.experimental.stateless_split(self.next_seed(), 2)
         reconstruction = self.gibbs_step(v, seeds[0])[1]
         energy_real = tf.reduce_mean(self.free_energy(v))
         results = {
@@ -231,7 +224,7 @@ class RBM(keras.Model):
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        v = self.binarize(x, self._next_seed())
+        v = self.binarize(x, self.next_seed())
         # The chains are not differentiated through: their end states are constants.
         negatives = tf.stop_gradient(self.negatives(v))
         with tf.GradientTape() as tape:
@@ -239,16 +232,11 @@ class RBM(keras.Model):
             loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
-        return self._update_trackers(metrics)
+        return self.update_trackers(metrics)
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_trackers(self.compute_metrics(self.binarize(x, self._next_seed())))
-
-    def _update_trackers(self, metrics):
-        for name, value in metrics.items():
-            self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in metrics}
+        return self.update_trackers(self.compute_metrics(self.binarize(x, self.next_seed())))
 
     def get_config(self):
         config = super().get_config()
@@ -259,8 +247,6 @@ class RBM(keras.Model):
             persistent=self.persistent,
             num_chains=self.num_chains,
             sample_steps=self.sample_steps,
-            value_range=self.value_range,
-            seed=self.seed,
         )
         return config
 

@@ -145,16 +145,19 @@ class LangevinSampler:
         if tf.inside_function():
             return self._run(energy_fn, x, seed, steps, snapshot_every, condition)
         x = tf.convert_to_tensor(x)
-        condition = None if condition is None else tf.convert_to_tensor(condition)
+        condition = None if condition is None else tf.nest.map_structure(tf.convert_to_tensor,
+                                                                         condition)
         # One graph per energy, chain kind and image shape, for any batch size: evaluation
         # and sample grids ask for many sizes, and each would otherwise trace anew.
+        condition_spec = None if condition is None else tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), condition)
         key = (energy_fn, int(snapshot_every), x.dtype, tuple(x.shape[1:]),
-               None if condition is None else (condition.dtype, tuple(condition.shape[1:])))
+               None if condition is None else str(condition_spec))
         if key not in self._compiled_runs:
             signature = [tf.TensorSpec([None, *x.shape[1:]], x.dtype),
                          tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32)]
             if condition is not None:
-                signature.append(tf.TensorSpec([None, *condition.shape[1:]], condition.dtype))
+                signature.append(condition_spec)
 
             def run(x, seed, steps, *condition, energy_fn=energy_fn, snapshots=int(snapshot_every)):
                 return self._run(energy_fn, x, seed, steps, snapshots,

@@ -16,14 +16,14 @@ chain runs in the training loop (one forward pass and a double backward pass per
 import keras
 import tensorflow as tf
 
-from keras_ebm.model import marginal_energy
+from keras_ebm.base import NetworkEnergyModel
 from keras_ebm.sampler import LangevinSampler, energy_gradient
 
 OBJECTIVES = ("denoising", "sliced")
 
 
 @keras.saving.register_keras_serializable(package="keras_ebm")
-class ScoreMatching(keras.Model):
+class ScoreMatching(NetworkEnergyModel):
     """An energy ``E(x) = -logsumexp f(x)`` trained by denoising or sliced score matching.
 
     Args:
@@ -45,12 +45,10 @@ class ScoreMatching(keras.Model):
     """
 
     metric_names = ("loss", "score_norm")
-    buffer = None  # no persistent chains (sample grids skip the buffer row)
-    sampler_name = "Langevin"
 
     def __init__(self, network, objective="denoising", noise_levels=(0.1,), num_projections=1,
                  sampler=None, value_range=(-1.0, 1.0), seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
         noise_levels = tuple(float(s) for s in noise_levels)
@@ -58,39 +56,18 @@ class ScoreMatching(keras.Model):
             raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
         if int(num_projections) < 1:
             raise ValueError(f"num_projections must be >= 1, got {num_projections}.")
-        if isinstance(sampler, dict):
-            sampler = LangevinSampler.from_config(sampler)
-        self.network = network
         self.objective = objective
         self.noise_levels = noise_levels
         self.num_projections = int(num_projections)
-        self.value_range = tuple(float(v) for v in value_range)
-        self.sampler = sampler or LangevinSampler(parameterization="langevin", step_size=1e-3,
-                                                  grad_clip=None, value_range=self.value_range)
-        self.seed = seed
-        self.sample_shape = tuple(network.input_shape[1:])
-        self.num_outputs = int(network.output_shape[-1])
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
-        self.built = True
+        self.finish_init()
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, x, training=False):
-        return self.network(x, training=training)
-
-    def energy(self, x, training=False):
-        """Per-example energy ``E(x)``, shape ``[batch]``."""
-        return marginal_energy(self.network(x, training=training))
+    def default_sampler(self):
+        return LangevinSampler(parameterization="langevin", step_size=1e-3, grad_clip=None,
+                               value_range=self.value_range)
 
     def score(self, x, training=False):
         """``s(x) = -grad_x E(x)``, differentiable with respect to the weights."""
         return -energy_gradient(lambda z: self.energy(z, training=training), x)[1]
-
-    def _seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int64)[:2]
 
     def compute_metrics(self, x, training=False):
         """The score-matching loss for a batch ``x`` and the mean score norm."""
@@ -98,15 +75,15 @@ class ScoreMatching(keras.Model):
         flat = lambda t: tf.reshape(t, [tf.shape(t)[0], -1])  # noqa: E731
         if self.objective == "denoising":
             levels = tf.constant(self.noise_levels)
-            pick = tf.random.stateless_uniform([tf.shape(x)[0]], self._seed(), 0,
+            pick = tf.random.stateless_uniform([tf.shape(x)[0]], self.next_seed(), 0,
                                                len(self.noise_levels), tf.int32)
             sigma = tf.reshape(tf.gather(levels, pick), [-1] + [1] * (len(x.shape) - 1))
-            eps = tf.random.stateless_normal(tf.shape(x), self._seed())
+            eps = tf.random.stateless_normal(tf.shape(x), self.next_seed())
             score = self.score(x + sigma * eps, training=training)
             loss = 0.5 * tf.reduce_sum(flat(sigma * score + eps) ** 2, axis=1)
         else:
             x = tf.repeat(x, self.num_projections, axis=0)
-            v = tf.random.stateless_normal(tf.shape(x), self._seed())
+            v = tf.random.stateless_normal(tf.shape(x), self.next_seed())
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 score = self.score(x, training=training)
@@ -125,16 +102,11 @@ class ScoreMatching(keras.Model):
             loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply(grads, self.network.trainable_variables)
-        return self._update_trackers(metrics)
+        return self.update_trackers(metrics)
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_trackers(self.compute_metrics(x, training=False))
-
-    def _update_trackers(self, metrics):
-        for name, value in metrics.items():
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self.update_trackers(self.compute_metrics(x, training=False))
 
     def generate(self, num_samples, steps=None, seed=0, snapshot_every=0):
         """Langevin samples from uniform noise in ``value_range`` (with ``snapshot_every``,
@@ -142,20 +114,11 @@ class ScoreMatching(keras.Model):
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         seeds = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
-        x = tf.random.stateless_uniform((int(num_samples),) + self.sample_shape, seeds[0],
-                                        self.value_range[0], self.value_range[1])
+        x = self.uniform_noise(int(num_samples), seeds[0])
         return self.sampler(self.energy, x, seeds[1], steps=steps, snapshot_every=snapshot_every)
 
     def get_config(self):
         config = super().get_config()
-        config.update(network=keras.saving.serialize_keras_object(self.network),
-                      objective=self.objective, noise_levels=self.noise_levels,
-                      num_projections=self.num_projections, sampler=self.sampler.get_config(),
-                      value_range=self.value_range, seed=self.seed)
+        config.update(objective=self.objective, noise_levels=self.noise_levels,
+                      num_projections=self.num_projections)
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
