@@ -43,17 +43,20 @@ log = logging.getLogger("keras_ebm")
 
 def ood_scores(model, images, batch_size=500):
     """Per-image scores, higher = more in-distribution: ``log p(x)`` (= -E(x)),
-    ``max p(y|x)`` for classifiers, and ``-|grad_x log p(x)|``."""
+    ``-|grad_x log p(x)|`` and, for classifiers, ``max p(y|x)`` and the largest logit
+    ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two)."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
-        scores["max_prob"] = []
+        scores["max_prob"], scores["max_logit"] = [], []
     for start in range(0, len(images), batch_size):
         x = tf.convert_to_tensor(images[start:start + batch_size])
         energy, grad = energy_gradient(model.energy, x)
         scores["log_px"].append(-energy.numpy())
         scores["grad_norm"].append(-tf.norm(tf.reshape(grad, [len(x), -1]), axis=1).numpy())
         if "max_prob" in scores:
-            scores["max_prob"].append(tf.reduce_max(tf.nn.softmax(model(x)), -1).numpy())
+            logits = model(x)
+            scores["max_prob"].append(tf.reduce_max(tf.nn.softmax(logits), -1).numpy())
+            scores["max_logit"].append(tf.reduce_max(logits, -1).numpy())
     return {k: np.concatenate(v) for k, v in scores.items()}
 
 
@@ -233,7 +236,8 @@ def format_table(results):
                  f"{len(histogram)}")
     if "long_chain" in results:
         long = results["long_chain"]
-        lines.append(f"at {long['steps']} steps          FID {long['classifier_fid']:.2f} "
+        steps = f"{long['steps']} + {long['refine_steps']}" if long.get("refine_steps") else long["steps"]
+        lines.append(f"at {steps} steps{' ' * max(1, 10 - len(str(steps)))}FID {long['classifier_fid']:.2f} "
                      f"({long['fid_ratio_to_stated_steps']:.2f}x), coverage "
                      f"{long['label_coverage']}/{len(histogram)}")
     if "conditional_sample_accuracy" in results:

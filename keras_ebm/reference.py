@@ -77,6 +77,17 @@ def load_reference_classifier(path=PATH):
 _COMPILED = weakref.WeakKeyDictionary()  # one graph per model, for every batch size
 
 
+class _Inference:
+    """``model(x)`` as a callable object (TensorFlow counts traces of plain functions per code
+    object, so many models' lambdas would read as one function retracing)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x):
+        return self.model(x, training=False)
+
+
 def predict(model, images, batch_size=500):
     """``model(images)`` in batches as a numpy array (``Model.predict`` traces again for every
     new size of the last batch; this traces once per image shape)."""
@@ -86,8 +97,7 @@ def predict(model, images, batch_size=500):
     compiled = _COMPILED[model]
     if images.shape[1:] not in compiled:
         compiled[images.shape[1:]] = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, *images.shape[1:]], tf.float32)])
+            _Inference(model), input_signature=[tf.TensorSpec([None, *images.shape[1:]], tf.float32)])
     run = compiled[images.shape[1:]]
     return np.concatenate([run(images[i:i + batch_size]).numpy()
                            for i in range(0, len(images), batch_size)])

@@ -28,6 +28,19 @@ def _with_condition(energy_fn, condition, x):
     return energy_fn(x, condition)
 
 
+class _ChainRun:
+    """One kind of chain of ``sampler`` as a callable object: TensorFlow counts the traces of
+    a plain function per code object and would warn of "retracing" once several samplers'
+    chains were compiled, though each is traced only once."""
+
+    def __init__(self, sampler, energy_fn, snapshot_every):
+        self.sampler, self.energy_fn, self.snapshot_every = sampler, energy_fn, snapshot_every
+
+    def __call__(self, x, seed, steps, *condition):
+        return self.sampler._run(self.energy_fn, x, seed, steps, self.snapshot_every,
+                                 condition[0] if condition else None)
+
+
 class LangevinSampler:
     """Langevin dynamics on an energy function, compiled into one graph.
 
@@ -159,10 +172,7 @@ class LangevinSampler:
             if condition is not None:
                 signature.append(condition_spec)
 
-            def run(x, seed, steps, *condition, energy_fn=energy_fn, snapshots=int(snapshot_every)):
-                return self._run(energy_fn, x, seed, steps, snapshots,
-                                 condition[0] if condition else None)
-
+            run = _ChainRun(self, energy_fn, int(snapshot_every))
             self._compiled_runs[key] = self.compile_run(run, signature)
         extra = () if condition is None else (condition,)
         return self._compiled_runs[key](x, seed, steps, *extra)

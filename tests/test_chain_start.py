@@ -151,3 +151,15 @@ def test_one_graph_per_chain_kind_for_any_batch_size():
         assert len(sampler._compiled_runs) == 2
         assert all(run.experimental_get_tracing_count() == 1
                    for run in sampler._compiled_runs.values())
+
+
+def test_many_chain_kinds_compile_without_retracing_warnings(caplog):
+    models = [small_jem(refine_steps=1).fit_chain_start(*low_rank_classes(num_per_class=20)[:2])
+              for _ in range(3)]
+    with caplog.at_level("WARNING"):
+        for model in models:
+            for n in (3, 5):
+                model.generate(n, steps=1)
+                model.generate(n, steps=1, labels=np.arange(n) % 2)
+                model.generate(n, steps=2, snapshot_every=1)
+    assert "retracing" not in caplog.text

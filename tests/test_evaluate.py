@@ -67,7 +67,11 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     assert results["conditional_unconditional_steps"] == 2  # 0.8 of 3 steps
     with pytest.raises(ValueError, match="warm_start"):
         evaluate.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
-    assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob"}
+    assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit"}
+    # The largest logit is the joint of the other two: log p(x) + log max p(y|x) (+ log Z).
+    scores = evaluate.ood_scores(model, test_x[:50])
+    np.testing.assert_allclose(scores["max_logit"],
+                               scores["log_px"] + np.log(scores["max_prob"]), atol=1e-4)
     assert os.path.isfile(tmp_path / "reliability.png")
     assert "test accuracy" in evaluate.format_table(results)
 
