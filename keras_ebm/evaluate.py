@@ -263,13 +263,15 @@ def main(argv=None):
     parser.add_argument("--out", help="where to write (default: <run dir>/evaluation, else beside "
                                       "the file)")
     parser.add_argument("--samples", type=int, default=500, help="unconditional samples per seed")
-    parser.add_argument("--steps", type=int, default=500, help="Langevin steps from noise")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="Langevin steps of the sample chains (default: the run's --eval_steps, "
+                             "else 500; the model's noise-free refinement steps follow)")
     parser.add_argument("--num_test", type=int, default=10000, help="test images used")
     parser.add_argument("--warm_start", type=float, default=0.8,
                         help="also score conditional chains that run this share of their steps on E(x) first")
     args = parser.parse_args(argv)
     try:
-        if args.samples < 10 or args.steps < 0 or args.num_test < 10:
+        if args.samples < 10 or (args.steps is not None and args.steps < 0) or args.num_test < 10:
             raise ExportError("--samples and --num_test must be >= 10 and --steps >= 0")
         if not 0 <= args.warm_start <= 1:
             raise ExportError(f"--warm_start must be a share in [0, 1], got {args.warm_start}")
@@ -291,8 +293,9 @@ def main(argv=None):
     # A run's own validation split is held out from its training: the FID floor uses it.
     splits = data.load_dataset("mnist", validation_size=run_config.get("validation_size", 0),
                                seed=run_config.get("seed", 0))
+    steps = args.steps if args.steps is not None else run_config.get("eval_steps", 500)
     results = evaluate_model(model, splits, out, pad=pad, num_samples=args.samples,
-                             steps=args.steps, num_test=args.num_test, warm_start=args.warm_start)
+                             steps=steps, num_test=args.num_test, warm_start=args.warm_start)
     print(format_table(results))
     print(f"\nWrote {out}/evaluation.json and figures.")
     return 0
