@@ -1,7 +1,7 @@
 """JEM quality per CPU-minute: train at a compute budget, evaluate, record; then tabulate.
 
     python benchmarks/bench_frontier.py run --budget 15 --seed 1            # one cell
-    python benchmarks/bench_frontier.py run --budget 15 --seed 1 --recipe ema
+    python benchmarks/bench_frontier.py run --budget 15 --seed 1 --recipe uniform
     python benchmarks/bench_frontier.py table                                # aggregate
 
 A cell runs ``train.py`` with ``--budget_minutes BUDGET --seed SEED`` and the recipe's
@@ -30,8 +30,10 @@ CELLS = os.path.join(HERE, "frontier")
 
 # Recipes: train.py flags on top of the defaults. Every cell trains with --budget_minutes.
 RECIPES = {
-    "default": [],
-    "ema": ["--ema", "0.995"],
+    # The default of train.py until 2026-12-02 (cells recorded then as "default").
+    "uniform": ["--chain_start", "uniform"],
+    "ema": ["--chain_start", "uniform", "--ema", "0.995"],
+    # The default of train.py since 2026-12-02 (spelled out, so the cells keep their meaning).
     # Chains start from class Gaussians fitted to the training images (buffer restarts and
     # samples); samples: 100 Langevin steps, then 50 noise-free ones (chosen by the FID of
     # samples against validation images: 50 / 100 / 150 / 200 / 300 / 450 steps gave
@@ -189,13 +191,13 @@ def main(argv=None):
     cell = sub.add_parser("run", help="train, evaluate and record one cell")
     cell.add_argument("--budget", type=float, required=True, help="CPU minutes of training")
     cell.add_argument("--seed", type=int, required=True, help="training seed")
-    cell.add_argument("--recipe", default="default", choices=sorted(RECIPES),
+    cell.add_argument("--recipe", default="informative", choices=sorted(RECIPES),
                       help="train.py flags on top of the defaults (see RECIPES)")
     again = sub.add_parser("rescore", help="evaluate a recorded cell again with the recipe's "
                                            "current evaluation flags")
     again.add_argument("--budget", type=float, required=True, help="the cell's budget")
     again.add_argument("--seed", type=int, required=True, help="the cell's seed")
-    again.add_argument("--recipe", default="default", choices=sorted(RECIPES))
+    again.add_argument("--recipe", default="informative", choices=sorted(RECIPES))
     sub.add_parser("table", help="aggregate the recorded cells into RESULTS.md and a figure")
     args = parser.parse_args(argv)
     if args.action == "run":

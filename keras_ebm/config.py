@@ -80,17 +80,19 @@ class Config:
                                    PARAMETERIZATIONS)
     buffer_size: int = option(10000, "replay-buffer size", "sampler")
     reinit_prob: float = option(0.05, "chance a chain restarts from a fresh start", "sampler")
-    chain_start: str = option("uniform", "where new chains start (buffer restarts and generated "
-                              "samples): uniform noise, or class_gaussian, one Gaussian per class "
-                              "fitted to the training images", "sampler", CHAIN_STARTS)
-    refine_steps: int = option(0, "noise-free Langevin steps that end every generated chain",
-                               "sampler")
+    chain_start: typing.Optional[str] = option(
+        None, "where new chains start (buffer restarts and generated samples): uniform noise, or "
+        "class_gaussian, one Gaussian per class fitted to the training images (default: "
+        "class_gaussian for an image JEM, else uniform)", "sampler", CHAIN_STARTS)
+    refine_steps: typing.Optional[int] = option(
+        None, "noise-free Langevin steps that end every generated chain (default: 50 with "
+        "class_gaussian starts, else 0)", "sampler")
     refine_step_size: float = option(1.0, "step size of the noise-free steps", "sampler")
     conditional_sampling: float = option(0.0, "JEM: share of negatives drawn from E(x, y) with "
                                          "random y, the rest from E(x) (the flag alone: 1)",
                                          "sampler", flag_alone=1.0)
     # Optimisation
-    epochs: int = option(18, "passes over the training images (an upper bound with "
+    epochs: int = option(8, "passes over the training images (an upper bound with "
                          "--budget_minutes)", "training")
     budget_minutes: typing.Optional[float] = option(
         None, "stop after this much compute (process CPU minutes / usable cores); the learning "
@@ -115,8 +117,12 @@ class Config:
                                             "output")
     sample_every: int = option(1, "write sample grids every N epochs (0: only at the end)",
                                "output")
-    sample_steps: int = option(200, "Langevin steps from noise for the sample grids", "output")
-    final_sample_steps: int = option(500, "Langevin steps from noise for the final grids",
+    sample_steps: typing.Optional[int] = option(
+        None, "Langevin steps of the sample grids' chains (default: 100 with class_gaussian "
+        "starts, else 200)", "output")
+    final_sample_steps: typing.Optional[int] = option(
+        None, "Langevin steps of the final grids' chains (default: 100 with class_gaussian "
+        "starts, else 500)",
                                      "output")
     tensorboard: bool = option(False, "also write TensorBoard logs to <run dir>/tensorboard",
                                "output")
@@ -141,7 +147,9 @@ class Config:
     evaluate: bool = option(True, "evaluate at the end (<run dir>/evaluation)", "evaluation")
     eval_samples: int = option(500, "unconditional samples per seed for the evaluation",
                                "evaluation")
-    eval_steps: int = option(500, "Langevin steps from noise for the evaluation", "evaluation")
+    eval_steps: typing.Optional[int] = option(
+        None, "Langevin steps of the evaluation's sample chains (default: 100 with "
+        "class_gaussian starts, else 500; chosen on validation FID)", "evaluation")
     eval_num_test: int = option(10000, "test images used by the evaluation", "evaluation")
     eval_warm_start: float = option(0.8, "also score conditional chains that run this share of "
                                     "their steps on E(x) first", "evaluation")
@@ -159,8 +167,17 @@ class Config:
         for name in ("out", "data_file", "log_file"):  # "runs/x/" and "runs/x" are one place
             if getattr(self, name):
                 setattr(self, name, os.path.normpath(getattr(self, name)))
+        toy = self.dataset.startswith("toy:")
         if self.shift is None:
-            self.shift = 0 if self.dataset.startswith("toy:") else 1
+            self.shift = 0 if toy else 1
+        if self.chain_start is None:
+            self.chain_start = "class_gaussian" if self.model == "jem" and not toy else "uniform"
+        informative = self.chain_start == "class_gaussian"
+        for name, with_start, without in (("refine_steps", 50, 0), ("sample_steps", 100, 200),
+                                          ("final_sample_steps", 100, 500),
+                                          ("eval_steps", 100, 500)):
+            if getattr(self, name) is None:
+                setattr(self, name, with_start if informative else without)
 
     def validate(self):
         """Raise ``ValueError`` naming the bad field and the fix."""
@@ -281,7 +298,9 @@ def _help(field):
     text = field.metadata["help"]
     if choices and not all(str(c) in text for c in choices):
         text += f"; one of {', '.join(map(str, choices))}"
-    return f"{text} (default: {default})".replace("%", "%%")
+    if "(default: " not in text:  # a default that depends on other flags says so itself
+        text = f"{text} (default: {default})"
+    return text.replace("%", "%%")
 
 
 def build_parser(parser=None):

@@ -203,6 +203,13 @@ def prepare_data(config, splits):
             f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
             "training images; lower it."
         )
+    if config.chain_start == "class_gaussian" and config.model == "jem":
+        counts = np.bincount(splits.y_train, minlength=splits.num_classes)
+        if counts.min() < 2:
+            raise RunError(f"--chain_start class_gaussian fits one Gaussian per class and needs at "
+                           f"least 2 training images of each; the training split has "
+                           f"{counts.tolist()} per class. Train on more images (--subset) or pass "
+                           "--chain_start uniform.")
     input_shape = splits.image_shape  # toy densities: points [dim]
     if len(input_shape) == 3:
         height, width, channels = input_shape

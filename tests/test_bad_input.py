@@ -303,3 +303,12 @@ def test_fuzzed_api_calls_succeed_or_raise_a_value_error(model, seed):
             calls[rng.integers(len(calls))]()
         except ValueError as err:
             assert str(err), "a ValueError without a message"
+
+
+def test_class_gaussian_starts_need_two_images_of_each_class(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.train(["--out", str(out), "--subset", "12", "--validation_size", "5",
+                      "--batch_size", "4"]) == 2
+    error = capsys.readouterr().err
+    assert "needs at least 2 training images of each" in error and "--chain_start uniform" in error
+    assert not out.exists()
