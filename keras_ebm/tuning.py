@@ -21,7 +21,7 @@ import os
 import keras_tuner as kt
 import numpy as np
 
-from keras_ebm import experiment, reference
+from keras_ebm import data, experiment, reference
 
 SEARCH_SPACE = ("langevin_steps", "langevin_alpha", "langevin_sigma", "reinit_prob",
                 "reg_weight", "lr")
@@ -36,10 +36,12 @@ class JEMHyperModel(kt.HyperModel):
         input_shape, num_classes: of the data.
         steps_per_epoch: for the learning-rate schedule.
         samples_per_class, sample_steps: of the generation score.
+        start_data: ``(images, labels)`` of the training split (model range), to fit the
+            chain starts of ``--chain_start class_gaussian`` trials.
     """
 
     def __init__(self, config, input_shape, num_classes, steps_per_epoch, samples_per_class=10,
-                 sample_steps=100, **kwargs):
+                 sample_steps=100, start_data=None, **kwargs):
         super().__init__(**kwargs)
         if config.model != "jem":
             raise ValueError("Tuning needs --model jem (the objective uses classification).")
@@ -49,6 +51,7 @@ class JEMHyperModel(kt.HyperModel):
         self.steps_per_epoch = steps_per_epoch
         self.samples_per_class = samples_per_class
         self.sample_steps = sample_steps
+        self.start_data = start_data
         self.reference = reference.load_reference_classifier()
 
     def trial_config(self, hp):
@@ -65,6 +68,11 @@ class JEMHyperModel(kt.HyperModel):
     def build(self, hp):
         config = self.trial_config(hp)
         model = experiment.build_model(config, self.input_shape, self.num_classes)
+        if model.start is not None:
+            if self.start_data is None:
+                raise ValueError("class_gaussian chain starts are fitted to data: pass "
+                                 "start_data=(train_images, train_labels).")
+            model.fit_chain_start(*self.start_data)
         return experiment.compile_model(model, config, self.steps_per_epoch)
 
     def fit(self, hp, model, *args, **kwargs):
@@ -88,8 +96,10 @@ def search(config, splits, directory, max_trials=4, samples_per_class=10, sample
     silent "best" of the trials that did run.
     """
     prepared = experiment.prepare_data(config, splits)
+    start_data = (data.preprocess(splits.x_train, config.pad).numpy(), splits.y_train)
     hypermodel = JEMHyperModel(config, prepared.input_shape, splits.num_classes,
-                               prepared.steps_per_epoch, samples_per_class, sample_steps)
+                               prepared.steps_per_epoch, samples_per_class, sample_steps,
+                               start_data=start_data)
     tuner = kt.RandomSearch(
         hypermodel,
         objective=kt.Objective("val_hybrid", direction="max"),

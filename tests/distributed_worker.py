@@ -19,7 +19,8 @@ import numpy as np
 
 # A deterministic set-up: noise-free Langevin steps and real images, fixed seeds.
 TINY = dict(network="mlp", langevin_steps=3, langevin_sigma=0.0, real_noise=0.0,
-            buffer_size=64, reinit_prob=0.2, batch_size=16, lr=1e-3, epochs=1, seed=3)
+            buffer_size=64, reinit_prob=0.2, batch_size=16, lr=1e-3, epochs=1, seed=3,
+            chain_start="uniform")
 STEPS = 6
 
 

@@ -2,6 +2,7 @@ import json
 import os
 
 import keras_tuner as kt
+import numpy as np
 import pytest
 
 from keras_ebm import data, tune, tuning
@@ -69,3 +70,14 @@ def test_search_space_matches_the_hypermodel():
     trial = model.trial_config(hp)
     assert set(hp.values) == set(tuning.SEARCH_SPACE)
     assert all(getattr(trial, k) == v for k, v in hp.values.items())
+
+
+def test_class_gaussian_trials_fit_their_chain_starts():
+    config = Config(network="mlp")  # the JEM default: class_gaussian chain starts
+    with pytest.raises(ValueError, match="start_data"):
+        tuning.JEMHyperModel(config, (28, 28, 1), 10, steps_per_epoch=10).build(kt.HyperParameters())
+    rng = np.random.default_rng(0)
+    start_data = (rng.uniform(-1, 1, (40, 28, 28, 1)), np.arange(40) % 10)
+    model = tuning.JEMHyperModel(config, (28, 28, 1), 10, steps_per_epoch=10,
+                                 start_data=start_data).build(kt.HyperParameters())
+    assert model.start.is_fitted
