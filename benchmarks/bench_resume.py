@@ -40,9 +40,9 @@ def main(argv=None):
     config = config_lib.Config()
     splits = data.load_dataset(config.dataset, validation_size=config.validation_size)
     prepared = experiment.prepare_data(config, splits)
-    model = experiment.compile_model(
-        experiment.build_model(config, prepared.input_shape, splits.num_classes), config,
-        prepared.steps_per_epoch)
+    model = experiment.build_model(config, prepared.input_shape, splits.num_classes)
+    experiment.set_up(model, config, splits)
+    experiment.compile_model(model, config, prepared.steps_per_epoch)
     batches = iter(prepared.train)
     model.train_on_batch(*next(batches))  # build and trace
     step = median_seconds(lambda: model.train_on_batch(*next(batches)), 20)

@@ -38,6 +38,7 @@ TRAIN_IMAGES = 55000  # MNIST training images after the 5000-image validation sp
 def build(config, splits):
     prepared = experiment.prepare_data(config, splits)
     model = experiment.build_model(config, prepared.input_shape, splits.num_classes)
+    experiment.set_up(model, config, splits)
     experiment.compile_model(model, config, prepared.steps_per_epoch)
     return model, prepared.train
 

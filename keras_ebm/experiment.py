@@ -401,6 +401,12 @@ def train(model, config, prepared, position, callback_list):
     return results
 
 
+def set_up(model, config, splits):
+    """Prepare a freshly built model for training on ``splits`` as ``run`` does (per kind of
+    model: fit the class-Gaussian chain starts, an RBM's visible biases)."""
+    KINDS[kind_of(config)].set_up(model, config, splits)
+
+
 def run(config):
     """Train and evaluate the model described by a validated ``Config``: data, model,
     callbacks, fit, test metrics, evaluation, export, all in one run directory.

@@ -13,6 +13,7 @@ from keras_ebm.config import Config
 
 def tiny_config(**kwargs):
     return Config(**{**dict(network="mlp", langevin_steps=2, buffer_size=64, batch_size=16,
+                            chain_start="uniform",
                             epochs=4, seed=0), **kwargs})
 
 
