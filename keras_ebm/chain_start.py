@@ -97,9 +97,13 @@ class ClassGaussianStart(keras.layers.Layer):
         num = tf.shape(labels)[0]
         z = tf.random.stateless_normal(tf.stack([num, self.rank]), seeds[0])
         eps = tf.random.stateless_normal(tf.stack([num, self.dim]), seeds[1])
-        # Every class's directions applied to every z, then each row's own class kept: small
-        # next to a gather of [N, dim, rank] factors.
-        projected = tf.gather(tf.einsum("nr,cdr->ncd", z, self.factors), labels, batch_dims=1)
+        # Each class's directions applied to its own rows only: memory and work grow with
+        # N * dim, not N * num_classes * dim.
+        rows = tf.dynamic_partition(tf.range(num), labels, self.num_classes)
+        parts = tf.dynamic_partition(z, labels, self.num_classes)
+        projected = tf.dynamic_stitch(
+            rows, [tf.matmul(part, self.factors[c], transpose_b=True)
+                   for c, part in enumerate(parts)])
         x = (tf.gather(self.means, labels) + projected
              + tf.gather(self.residual_std, labels)[:, None] * eps)
         x = tf.clip_by_value(x, *self.value_range)

@@ -190,10 +190,14 @@ class EBM(NetworkEnergyModel):
         self.buffer.fill(self.chain_starts(self.buffer_size, self.buffer.slot_labels(), seed))
         return self
 
-    def fit(self, *args, **kwargs):
+    def check_start_fitted(self):
+        """A clear error when the ``"class_gaussian"`` chain start was never fitted."""
         if self.start is not None and not self.start.is_fitted:
             raise ValueError("This model starts its chains from Gaussians fitted to the data: "
-                             "call model.fit_chain_start(train_images, train_labels) before fit.")
+                             "call model.fit_chain_start(train_images, train_labels) first.")
+
+    def fit(self, *args, **kwargs):
+        self.check_start_fitted()
         return super().fit(*args, **kwargs)
 
     def chain_starts(self, num_samples, labels, seed):
@@ -225,9 +229,15 @@ class EBM(NetworkEnergyModel):
         (on ``E(x, y)`` when ``labels`` are given); graph-friendly, no checks."""
         seed = tf.cast(seed, tf.int64)
         x = self._run_sampler(x, labels, seed, steps=steps)
+        return self.refine(x, labels, tf.random.experimental.stateless_fold_in(seed, 1),
+                           refine_steps)
+
+    def refine(self, x, labels, seed, steps):
+        """``steps`` noise-free steps from ``x`` (none compiled when ``steps`` is 0)."""
+        if isinstance(steps, int) and steps == 0:
+            return x
         energy_fn = self.energy if labels is None else self.conditional_energy
-        return self.refiner(energy_fn, x, tf.random.experimental.stateless_fold_in(seed, 1),
-                            steps=refine_steps, condition=labels)
+        return self.refiner(energy_fn, x, seed, steps=steps, condition=labels)
 
     def generate(self, num_samples, steps=None, labels=None, seed=0, snapshot_every=0,
                  unconditional_steps=0, refine_steps=None):
@@ -250,9 +260,7 @@ class EBM(NetworkEnergyModel):
         """
         steps = self.sampler.steps if steps is None else steps
         refine_steps = self.refine_steps if refine_steps is None else int(refine_steps)
-        if self.start is not None and not self.start.is_fitted:
-            raise ValueError("The chain start is not fitted: call "
-                             "model.fit_chain_start(train_images, train_labels) first.")
+        self.check_start_fitted()
         if int(num_samples) > MAX_SAMPLES_PER_CALL:
             raise ValueError(f"num_samples {num_samples} is more than one call can hold in memory "
                              f"(at most {MAX_SAMPLES_PER_CALL}); call generate in batches.")
@@ -281,7 +289,9 @@ class EBM(NetworkEnergyModel):
         if snapshot_every:
             x, snapshots = self._run_sampler(x, labels, seeds[1], steps=steps,
                                              snapshot_every=snapshot_every)
-            return self.run_chains(x, labels, seeds[1], 0, refine_steps), snapshots
+            refined = self.refine(x, labels, tf.random.experimental.stateless_fold_in(seeds[1], 1),
+                                  refine_steps)
+            return refined, snapshots
         return self.run_chains(x, labels, seeds[1], steps, refine_steps)
 
     # --- objective ----------------------------------------------------------
