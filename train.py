@@ -7,7 +7,7 @@
 
 import sys
 
-from keras_ebm.cli import train
+from keras_ebm.cli.train import main
 
 if __name__ == "__main__":
-    sys.exit(train())
+    sys.exit(main())

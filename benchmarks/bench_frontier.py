@@ -8,7 +8,7 @@ A cell runs ``train.py`` with ``--budget_minutes BUDGET --seed SEED`` and the re
 flags into ``benchmarks/runs/frontier/<recipe>-b<budget>-s<seed>`` (the budget counts the
 training process's CPU time divided by its usable cores, so other work on the machine does
 not change a cell's result; the wall time is recorded beside it). The run ends with
-``keras_ebm.evaluate`` on its final weights; the cell's figures are written to
+``keras_ebm.evaluation.report`` on its final weights; the cell's figures are written to
 ``benchmarks/frontier/<cell>.json``. ``table`` writes the mean and spread over seeds of every
 recorded (recipe, budget) to ``benchmarks/RESULTS.md`` and the frontier figure to
 ``benchmarks/figures/frontier.png``.
@@ -45,6 +45,8 @@ RECIPES = {
     # train with K = 5): more epochs for the same budget.
     "informative-k10": ["--chain_start", "class_gaussian", "--refine_steps", "50",
                         "--eval_steps", "100", "--langevin_steps", "10"],
+    "informative-k5": ["--chain_start", "class_gaussian", "--refine_steps", "50",
+                       "--eval_steps", "100", "--langevin_steps", "5"],
 }
 COMMON = ["--epochs", "1000", "--sample_every", "0", "--verbose", "2"]
 
@@ -109,7 +111,7 @@ def rescore_cell(budget, seed, recipe):
         row = json.load(f)
     flags = RECIPES[recipe]
     steps = flags[flags.index("--eval_steps") + 1] if "--eval_steps" in flags else "500"
-    subprocess.run([sys.executable, "-m", "keras_ebm.evaluate", run_dir, "--steps", steps],
+    subprocess.run([sys.executable, "-m", "keras_ebm", "evaluate", run_dir, "--steps", steps],
                    cwd=ROOT, check=True)
     row.update(summarise(run_dir), rescored=time.strftime("%Y-%m-%d"),
                rescore_command=f"python benchmarks/bench_frontier.py rescore --budget {budget:g} "

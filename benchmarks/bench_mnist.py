@@ -5,7 +5,7 @@
     python benchmarks/bench_mnist.py --record RUN_DIR       # record a finished run
 
 Runs ``train.py`` exactly as a user would (defaults plus any extra flags) into
-``benchmarks/runs/<name>`` (training ends with ``keras_ebm.evaluate``), then
+``benchmarks/runs/<name>`` (training ends with ``keras_ebm.evaluation.report``), then
 appends test accuracy, ECE, OOD AUROC, sample-quality figures, times and the
 command to ``benchmarks/RESULTS.md`` and copies the sample figures to
 ``benchmarks/figures/``. ``--record`` runs the evaluation first if the run
@@ -48,9 +48,9 @@ def record(run_dir, command, wall=None):
     evaluation_dir = os.path.join(run_dir, "evaluation")
     if not os.path.isfile(os.path.join(evaluation_dir, "evaluation.json")):
         start = time.time()
-        subprocess.run([sys.executable, "-m", "keras_ebm.evaluate", run_dir, "--out",
+        subprocess.run([sys.executable, "-m", "keras_ebm", "evaluate", run_dir, "--out",
                         evaluation_dir], cwd=ROOT, check=True)
-        command += f"; then `python -m keras_ebm.evaluate {os.path.relpath(run_dir, ROOT)} " \
+        command += f"; then `keras-ebm evaluate {os.path.relpath(run_dir, ROOT)} " \
                    f"--out {os.path.relpath(evaluation_dir, ROOT)}` ({(time.time() - start) / 60:.1f} min)"
     with open(os.path.join(run_dir, "test_metrics.json")) as f:
         test = json.load(f)

@@ -44,7 +44,7 @@ def load(run_dir):
 def second_ais_estimate(model, num_runs, num_betas):
     """log Z again with twice the inverse temperatures and another seed: a convergence check."""
     from keras_ebm import data
-    from keras_ebm.rbm import ais_log_partition
+    from keras_ebm.evaluation.likelihood import ais_log_partition
 
     train = data.load_dataset("mnist").x_train  # the run's training split (seed 0)
     data_mean = model.to_visible(data.preprocess(train.mean(axis=0, keepdims=True))).numpy()

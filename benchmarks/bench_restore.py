@@ -5,7 +5,7 @@
 Corrupts 100 fixed test digits (the first 100 of the test set) in two ways:
 Gaussian noise of std ``sigma`` in [0, 1] pixel units (clipped to [0, 1]) and a
 missing bottom half (filled with black, the background), and restores them
-with ``keras_ebm.restore``:
+with ``keras_ebm.restoration``:
 
 * denoising by energy descent (the training sampler's clipped update, no noise),
 * denoising by descending the posterior energy ``E(x) + |x - y|^2 / (2 sigma^2)``
@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_mnist import ROOT, append_results, machine  # noqa: E402
-from keras_ebm import data, plotting, restore  # noqa: E402
+from keras_ebm import data, plotting, restoration  # noqa: E402
 
 RUN_CHECKPOINT = os.path.join(HERE, "runs", "jem-mnist-20261124-003322", "checkpoints",
                               "best.keras")
@@ -63,18 +63,18 @@ def methods(sigma):
     """name -> function(energy, noisy, masked, mask, max_steps) -> snapshots every 5 steps."""
     noise_var = (2 * sigma) ** 2  # sigma in [0, 1] units, images in [-1, 1]
     return {
-        "denoise: energy descent": lambda e, noisy, masked, mask, n: restore.denoise(
+        "denoise: energy descent": lambda e, noisy, masked, mask, n: restoration.denoise(
             e, noisy, steps=n, snapshot_every=SNAPSHOT_EVERY)[1],
         "denoise: descent on the posterior energy (fidelity 1 / sigma^2)": lambda e, noisy, masked, mask, n:
-            restore.denoise(e, noisy, steps=n, fidelity=1 / noise_var, step_size=0.2,
+            restoration.denoise(e, noisy, steps=n, fidelity=1 / noise_var, step_size=0.2,
                             grad_clip=None, snapshot_every=SNAPSHOT_EVERY)[1],
-        "inpaint bottom half: energy descent": lambda e, noisy, masked, mask, n: restore.inpaint(
+        "inpaint bottom half: energy descent": lambda e, noisy, masked, mask, n: restoration.inpaint(
             e, masked, mask, steps=n, start=masked, snapshot_every=SNAPSHOT_EVERY)[1],
     }
 
 
 def mean_psnr(images, clean):
-    return float(np.mean(restore.psnr(images, clean)))
+    return float(np.mean(restoration.psnr(images, clean)))
 
 
 def main(model_path, sigma, max_steps, seed=0):
@@ -91,8 +91,8 @@ def main(model_path, sigma, max_steps, seed=0):
         noisy, masked, mask = corrupted["report"]
         restored = run(energy, noisy, masked, mask, best * SNAPSHOT_EVERY)[-1].numpy()
         before = noisy if name.startswith("denoise") else masked
-        psnr_before = restore.psnr(before, sets["report"]).numpy()
-        psnr_after = restore.psnr(restored, sets["report"]).numpy()
+        psnr_before = restoration.psnr(before, sets["report"]).numpy()
+        psnr_after = restoration.psnr(restored, sets["report"]).numpy()
         gain = psnr_after - psnr_before
         rows.append((name, best * SNAPSHOT_EVERY, psnr_before.mean(), psnr_after.mean(),
                      gain.mean(), gain.std(ddof=1) / np.sqrt(len(gain)), np.mean(gain > 0)))

@@ -4,7 +4,7 @@ rebuilding the batch stream at the end of a run.
     python benchmarks/bench_resume.py [--repeats 5] [--no_record]
 
 Builds the default ``train.py`` JEM (``cnn_wide``, 10000-image replay buffer) on the
-bundled MNIST, times ``keras_ebm.state.save`` / ``load`` of its whole training state
+bundled MNIST, times ``keras_ebm.training.state.save`` / ``load`` of its whole training state
 (median of ``--repeats``), a training step (median of 20, to put a backup every 100
 batches in proportion), and ``state.training_stream`` up to its first batch from
 step 0 and from the middle of the last epoch (the worst case of ``--resume``).
@@ -19,7 +19,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from bench_mnist import append_results, machine  # noqa: E402
-from keras_ebm import config as config_lib, data, experiment, state  # noqa: E402
+from keras_ebm import config as config_lib, data  # noqa: E402
+from keras_ebm.training import experiment, state
 
 
 def median_seconds(fn, repeats):

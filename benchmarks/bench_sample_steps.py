@@ -18,7 +18,8 @@ import numpy as np
 
 from bench_mnist import append_results, machine
 import keras
-from keras_ebm import data, evaluate, metrics, reference
+from keras_ebm import data
+from keras_ebm.evaluation import report, metrics, reference
 
 
 def main(argv=None):
@@ -32,14 +33,14 @@ def main(argv=None):
     splits = data.load_dataset(config["dataset"], config["data_file"], config["validation_size"],
                                None, config["seed"])
     judge = reference.load_reference_classifier()
-    val_features = evaluate.reference_features(judge, data.preprocess(splits.x_val).numpy())
+    val_features = report.reference_features(judge, data.preprocess(splits.x_val).numpy())
     model = keras.saving.load_model(os.path.join(args.run_dir, "checkpoints", "last.keras"))
     labels = np.repeat(np.arange(splits.num_classes, dtype=np.int32), 50)
     lines = ["| Langevin steps + noise-free | validation FID | classes covered | conditional accuracy |",
              "|---|---|---|---|"]
     for steps in args.steps:
         samples = model.generate(500, steps=steps, seed=0).numpy()
-        fid = metrics.frechet_distance(evaluate.reference_features(judge, samples), val_features)
+        fid = metrics.frechet_distance(report.reference_features(judge, samples), val_features)
         counts = np.bincount(reference.predict(judge, samples).argmax(-1), minlength=splits.num_classes)
         conditional = model.generate(len(labels), steps=steps, labels=labels, seed=0)
         accuracy = reference.label_accuracy(judge, conditional, labels)

@@ -39,9 +39,10 @@ import roofline  # noqa: E402  (first: imports keras_ebm before TensorFlow)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_mnist import append_results, machine  # noqa: E402
-from keras_ebm import distribute, networks  # noqa: E402
-from keras_ebm.buffer import ReplayBuffer  # noqa: E402
-from keras_ebm.sampler import LangevinSampler  # noqa: E402
+from keras_ebm import distribute  # noqa: E402
+from keras_ebm.models import networks  # noqa: E402
+from keras_ebm.samplers.buffer import ReplayBuffer  # noqa: E402
+from keras_ebm.samplers.langevin import LangevinSampler  # noqa: E402
 
 STEP_SIZE, NOISE, CLIP = 10.0, 0.005, 0.03
 # name -> (input shape, outputs): the book's CNN as in the book, the JEM default as in train.py.

@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 from bench_mnist import append_results, machine  # noqa: E402
-from keras_ebm.toy import DENSITIES  # noqa: E402
+from keras_ebm.data.toy import DENSITIES  # noqa: E402
 
 # One recipe for every density: unadjusted Langevin (noise sqrt(2 * step)) with
 # persistent chains, a weak energy regulariser, 10 epochs of 20000 points.

@@ -28,7 +28,8 @@ from bench_sampler import (LABELS, TORCH_VARIANTS, best_torch, eager_langevin,  
                            interleaved, set_threads,
                            start_torch_worker, thread_settings)
 import tensorflow as tf
-from keras_ebm import data, experiment
+from keras_ebm import data
+from keras_ebm.training import experiment
 from keras_ebm.config import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -15,7 +15,8 @@ import numpy as np
 
 import keras_ebm  # noqa: F401  (first: sets TensorFlow's options)
 from bench_mnist import append_results, machine
-from keras_ebm import data, evaluate, metrics, reference
+from keras_ebm import data
+from keras_ebm.evaluation import metrics, reference, report
 
 
 def main():
@@ -23,14 +24,14 @@ def main():
     judge = reference.load_reference_classifier()
     test_x = data.preprocess(splits.x_test).numpy()
     accuracy = reference.label_accuracy(judge, test_x, splits.y_test)
-    test = evaluate.reference_features(judge, test_x)
+    test = report.reference_features(judge, test_x)
     ordered = metrics.frechet_distance(test[:5000], test[5000:])
     rng = np.random.default_rng(0)
     halves = []
     for _ in range(10):
         order = rng.permutation(len(test))
         halves.append(metrics.frechet_distance(test[order[:5000]], test[order[5000:]]))
-    floors = evaluate.real_floor(judge, data.preprocess(splits.x_val).numpy(), test, 500,
+    floors = report.real_floor(judge, data.preprocess(splits.x_val).numpy(), test, 500,
                                  repeats=10)
     section = (
         f"\n## The yardstick: judge and FID floors ({time.strftime('%Y-%m-%d')})\n\n"

@@ -11,8 +11,8 @@ import collections
 import functools
 import time
 
-from keras_ebm import networks  # noqa: E402  (before TensorFlow: keras_ebm sets its options)
-from keras_ebm.sampler import LangevinSampler  # noqa: E402
+from keras_ebm.models import networks  # noqa: E402  (before TensorFlow: keras_ebm sets its options)
+from keras_ebm.samplers.langevin import LangevinSampler  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -61,7 +61,7 @@ def formula_flops(network):
 
 
 def network_step_flops(name, num_outputs=10):
-    """FLOPs per Langevin image-step of ``keras_ebm.networks.<name>`` with the JEM energy,
+    """FLOPs per Langevin image-step of ``keras_ebm.models.networks.<name>`` with the JEM energy,
     by op type; the profiler's convolution and matmul counts are checked against the layer
     formula (each dense layer runs once forward and once for the input gradient).
 

@@ -4,7 +4,7 @@ Written the way PyTorch EBM code usually is (the UvA tutorial, JEM's
 ``train_wrn_ebm.py``): a ``requires_grad`` input, ``autograd.grad`` of the
 summed energy, in-place clamps and noise, a replay buffer in one tensor.
 The networks have the same layers, channels, strides, output shapes and
-parameter counts as ``keras_ebm.networks.cnn`` / ``cnn_wide`` (channels-first,
+parameter counts as ``keras_ebm.models.networks.cnn`` / ``cnn_wide`` (channels-first,
 symmetric padding; weights are not shared). Needs ``torch`` (see
 ``benchmarks/requirements.txt``).
 """
@@ -19,7 +19,7 @@ from torch import nn
 
 
 class CNN(nn.Sequential):
-    """``keras_ebm.networks.cnn``: strided swish convolutions (5x5 then 3x3), a swish dense layer."""
+    """``keras_ebm.models.networks.cnn``: strided swish convolutions (5x5 then 3x3), a swish dense layer."""
 
     def __init__(self, input_shape=(28, 28, 1), num_outputs=10, filters=(16, 32, 64, 64),
                  dense_units=64):

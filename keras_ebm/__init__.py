@@ -42,15 +42,17 @@ def _import_tensorflow_quietly():
 if not TF_LOGS and "tensorflow" not in sys.modules:
     _import_tensorflow_quietly()
 
-from keras_ebm.buffer import ReplayBuffer  # noqa: E402
 from keras_ebm.config import Config  # noqa: E402
-from keras_ebm.model import EBM, JEM, class_energy, marginal_energy  # noqa: E402
-from keras_ebm.networks import get_network  # noqa: E402
-from keras_ebm.rbm import RBM  # noqa: E402
-from keras_ebm.sampler import LangevinSampler  # noqa: E402
-from keras_ebm.state import ScaledSchedule  # noqa: E402
+from keras_ebm.models.ebm import EBM, JEM, class_energy, marginal_energy  # noqa: E402
+from keras_ebm.models.networks import get_network  # noqa: E402
+from keras_ebm.models.rbm import RBM  # noqa: E402
+from keras_ebm.models.score_matching import ScoreMatching  # noqa: E402
+from keras_ebm.samplers.buffer import ReplayBuffer  # noqa: E402
+from keras_ebm.samplers.chain_start import ClassGaussianStart  # noqa: E402
+from keras_ebm.samplers.langevin import LangevinSampler  # noqa: E402
+from keras_ebm.training.state import ScaledSchedule  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["EBM", "JEM", "RBM", "Config", "LangevinSampler", "ReplayBuffer", "ScaledSchedule",
-           "class_energy", "get_network", "marginal_energy"]
+__all__ = ["EBM", "JEM", "RBM", "ClassGaussianStart", "Config", "LangevinSampler", "ReplayBuffer",
+           "ScaledSchedule", "ScoreMatching", "class_energy", "get_network", "marginal_energy"]

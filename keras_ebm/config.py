@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import typing
 
 # The names each library module accepts (tests check they match); no TensorFlow import here,
@@ -37,7 +38,7 @@ class Config:
 
     # Data
     dataset: str = option("mnist", "mnist (bundled), tfds:NAME (tensorflow-datasets) or toy:NAME "
-                          "(a 2-D/1-D toy density, keras_ebm.toy.DENSITIES)", "data")
+                          "(a 2-D/1-D toy density, keras_ebm.data.toy.DENSITIES)", "data")
     data_file: typing.Optional[str] = option(None, "an .npz (x_train, y_train, x_test, y_test) to "
                                              "read instead of the bundled MNIST", "data")
     subset: typing.Optional[int] = option(None, "train on only this many images (quick runs)",
@@ -245,8 +246,6 @@ class Config:
             errors.append(f"--strategy must be one of {', '.join(STRATEGIES)}, "
                           f"got {self.strategy!r}")
         elif self.strategy == "multiworker":
-            from keras_ebm.distribute import check_tf_config
-
             try:
                 check_tf_config(os.environ.get("TF_CONFIG"))
             except ValueError as err:
@@ -333,3 +332,35 @@ def from_args(argv=None):
     """Parse command-line flags into a validated :class:`Config`."""
     args = build_parser().parse_args(argv)
     return Config(**vars(args)).validate()
+
+
+def check_tf_config(text):
+    """Raise ``ValueError`` unless ``text`` is a usable ``TF_CONFIG`` for multi-worker training."""
+    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+               '"task": {"type": "worker", "index": 0}}\'')
+    if not text:
+        raise ValueError(
+            "--strategy multiworker needs the TF_CONFIG environment variable on every worker, "
+            f"e.g. {example} (index 1 on the second machine)."
+        )
+    try:
+        tf_config = json.loads(text)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        members = cluster.get(task["type"], [])
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"TF_CONFIG is not valid ({type(err).__name__}: {err}); expected e.g. {example}."
+        ) from None
+    if not 0 <= index < len(members):
+        raise ValueError(
+            f"TF_CONFIG task {task} is not in its cluster {cluster}; expected e.g. {example}."
+        )
+
+
+def in_flag_terms(message):
+    """A library message in the command line's terms: ``name=value`` of a ``Config`` field
+    becomes ``--name value``."""
+    fields = {field.name for field in dataclasses.fields(Config)}
+    return re.sub(r"\b([a-z_0-9]+)=",
+                  lambda m: f"--{m.group(1)} " if m.group(1) in fields else m.group(0), message)

@@ -7,14 +7,13 @@ number of replicas, so the summed gradients equal the single-device ones.
 """
 
 import contextlib
-import json
 import logging
 import os
 
 import keras
 import tensorflow as tf
-from keras_ebm.config import MIXED_PRECISION, STRATEGIES
 
+from keras_ebm.config import MIXED_PRECISION, STRATEGIES, check_tf_config
 
 log = logging.getLogger("keras_ebm")
 
@@ -30,7 +29,7 @@ def get_strategy(name="auto"):
       process's place in it come from the ``TF_CONFIG`` environment variable.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+        raise ValueError(f"strategy={name} is not one of {', '.join(STRATEGIES)}.")
     # Physical devices only: listing logical ones starts the TF runtime, and
     # MultiWorkerMirroredStrategy must be created before that.
     gpus = tf.config.list_physical_devices("GPU")
@@ -70,8 +69,8 @@ def precision(mixed_precision="none"):
     ``optimizer.scale_loss``).
     """
     if mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
-                         f"got {mixed_precision!r}")
+        raise ValueError(f"mixed_precision={mixed_precision} is not one of "
+                         f"{', '.join(MIXED_PRECISION)}.")
     previous = keras.mixed_precision.dtype_policy()
     if mixed_precision != "none":
         keras.mixed_precision.set_dtype_policy(f"mixed_{mixed_precision}")
@@ -79,30 +78,6 @@ def precision(mixed_precision="none"):
         yield
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
-
-
-def check_tf_config(text):
-    """Raise ``ValueError`` unless ``text`` is a usable ``TF_CONFIG`` for multi-worker training."""
-    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-               '"task": {"type": "worker", "index": 0}}\'')
-    if not text:
-        raise ValueError(
-            "--strategy multiworker needs the TF_CONFIG environment variable on every worker, "
-            f"e.g. {example} (index 1 on the second machine)."
-        )
-    try:
-        tf_config = json.loads(text)
-        cluster, task = tf_config["cluster"], tf_config["task"]
-        members = cluster.get(task["type"], [])
-        index = int(task["index"])
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(
-            f"TF_CONFIG is not valid ({type(err).__name__}: {err}); expected e.g. {example}."
-        ) from None
-    if not 0 <= index < len(members):
-        raise ValueError(
-            f"TF_CONFIG task {task} is not in its cluster {cluster}; expected e.g. {example}."
-        )
 
 
 def current_replica():
@@ -118,7 +93,7 @@ def current_replica():
 # and fail on its PerReplica values, and (2) reduce scalar step logs along axis 0 and fail.
 # keras_ebm models create all their state in __init__, so the symbolic build is skipped (the
 # optimizer is built here, inside the scope, instead) and step logs become rank-1 tensors (the
-# reduction turns them back into scalars). tests/test_distribute.py::
+# reduction turns them back into scalars). tests/training/test_distribute.py::
 # test_keras_multi_worker_fit_bug_is_still_there fails once Keras is fixed: then delete this.
 def patch_for_multi_worker(model, strategy):
     """Let ``fit``/``evaluate`` run under ``MultiWorkerMirroredStrategy`` (no-op otherwise)."""

@@ -1,6 +1,6 @@
 """SavedModel export with named endpoints, loadable by plain ``tf.saved_model.load``.
 
-    python -m keras_ebm.export RUN_DIR_OR_MODEL.keras OUT_DIR
+    keras-ebm export RUN_DIR_OR_MODEL.keras OUT_DIR
 
 Every endpoint takes and returns images as float32 ``[N, H, W, 1]`` with
 pixel values in [0, 1] (28x28 for MNIST), whatever the model uses inside
@@ -16,17 +16,15 @@ pixel values in [0, 1] (28x28 for MNIST), whatever the model uses inside
   samples (JEM models).
 """
 
-import argparse
 import json
 import os
-import shutil
-import sys
-import tempfile
 
 import keras
 import tensorflow as tf
 
-from keras_ebm.model import EBM, JEM, MAX_SAMPLES_PER_CALL as MAX_SAMPLES
+from keras_ebm import files
+from keras_ebm.models.ebm import EBM, JEM
+from keras_ebm.models.ebm import MAX_SAMPLES_PER_CALL as MAX_SAMPLES
 
 
 class ExportError(ValueError):
@@ -100,9 +98,9 @@ def _endpoints(model, pad):
 
 def _readable_by_all(root):
     """Directories rwxr-xr-x and files rw-r--r-- (mkdtemp makes the top one owner-only)."""
-    for directory, _, files in os.walk(root):
+    for directory, _, names in os.walk(root):
         os.chmod(directory, 0o755)
-        for name in files:
+        for name in names:
             os.chmod(os.path.join(directory, name), 0o644)
 
 
@@ -110,7 +108,7 @@ def export_model(model, out_dir, pad=0):
     """Write ``model`` as a SavedModel to ``out_dir`` (which must not exist).
 
     Args:
-        model: a trained :class:`~keras_ebm.model.EBM` or :class:`~keras_ebm.model.JEM`.
+        model: a trained :class:`~keras_ebm.models.ebm.EBM` or :class:`~keras_ebm.models.ebm.JEM`.
         out_dir: the SavedModel directory to create.
         pad: pixels of padding the model was trained with (``--pad``); the
             endpoints take unpadded images.
@@ -124,16 +122,9 @@ def export_model(model, out_dir, pad=0):
     archive.track(model.network)
     for name, (fn, signature) in _endpoints(model, pad).items():
         archive.add_endpoint(name, fn, input_signature=signature)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with files.atomic_directory(out_dir) as tmp:
         archive.write_out(tmp, verbose=False)
         _readable_by_all(tmp)  # a serving container may run under another uid
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -172,27 +163,3 @@ def load_for_export(path, accepted=None):
                           "this command takes those (an RBM run reports its likelihood in "
                           "log_likelihood.json).")
     return model, pad
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m keras_ebm.export",
-        description="Export a trained keras_ebm model as a SavedModel with named endpoints.",
-    )
-    parser.add_argument("model", help="a run directory (its final weights, checkpoints/last.keras) or a .keras file")
-    parser.add_argument("out_dir", help="the SavedModel directory to create (must not exist)")
-    parser.add_argument("--pad", type=int, default=None,
-                        help="padding the model was trained with (default: from the run's config.json)")
-    args = parser.parse_args(argv)
-    try:
-        model, pad = load_for_export(args.model)
-        export_model(model, args.out_dir, pad=pad if args.pad is None else args.pad)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"Exported {args.model} to {args.out_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_ebm import files  # noqa: E402
+
 
 def to_uint8(images, value_range=(-1.0, 1.0)):
     """Images in ``value_range`` -> uint8 ``[N, H, W, C]``."""
@@ -77,10 +79,11 @@ def _finish(fig, title, path):
 def _save(fig, path):
     """Write the figure atomically (a temporary file, then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with files.atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def save_reliability(mean_confidence, accuracy, count, path, title=None):

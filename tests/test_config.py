@@ -46,17 +46,17 @@ def test_choices_are_enforced_by_the_parser():
 
 
 def test_keras_ebm_command_dispatches_to_each_subcommand(capsys):
-    from keras_ebm import cli
+    from keras_ebm.cli import main as cli_main
 
-    assert cli.main(["--help"]) == 0
+    assert cli_main.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in cli.COMMANDS)
-    assert cli.main([]) == 2
-    assert cli.main(["fit"]) == 2
+    assert all(name in out for name in cli_main.COMMANDS)
+    assert cli_main.main([]) == 2
+    assert cli_main.main(["fit"]) == 2
     assert "unknown command 'fit'" in capsys.readouterr().err
-    for command in cli.COMMANDS:
+    for command in cli_main.COMMANDS:
         try:
-            cli.main([command, "--help"])
+            cli_main.main([command, "--help"])
         except SystemExit as exit_:
             assert exit_.code == 0
         assert "--" in capsys.readouterr().out, command
@@ -66,7 +66,8 @@ def test_an_interrupted_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
     import signal
     import time
 
-    from keras_ebm import cli, experiment
+    from keras_ebm.cli import train as train_cli
+    from keras_ebm.training import experiment
 
     def run(config):
         config.out = str(tmp_path / "run")
@@ -76,9 +77,20 @@ def test_an_interrupted_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
         time.sleep(5)
 
     monkeypatch.setattr(experiment, "run", run)
-    assert cli.train(["--lr", "0.01", "--out", "elsewhere/", "--epochs", "2"]) == 130
+    assert train_cli.main(["--lr", "0.01", "--out", "elsewhere/", "--epochs", "2"]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"keras-ebm train --lr 0.01 --epochs 2 --out {tmp_path / 'run'} --resume" in err
-    assert signal.getsignal(signal.SIGTERM) is not cli._interrupt  # handler restored
-    assert "No run directory was written yet" in cli.resume_hint([], str(tmp_path / "nothing"))
+    assert signal.getsignal(signal.SIGTERM) is not train_cli._interrupt  # handler restored
+    assert "No run directory was written yet" in train_cli.resume_hint([], str(tmp_path / "nothing"))
+
+
+def test_library_messages_reach_the_command_line_in_flag_terms(tmp_path, capsys):
+    from keras_ebm.cli import train as train_cli
+
+    assert config_lib.in_flag_terms("or pass data_file=PATH (dataset=mnist); x=1") == (
+        "or pass --data_file PATH (--dataset mnist); x=1")
+    missing = str(tmp_path / "missing.npz")
+    assert train_cli.main(["--data_file", missing, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"Data file not found: {missing}" in err and "or pass --data_file PATH" in err

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ebm import export, networks
-from keras_ebm.model import EBM, JEM
-from keras_ebm.sampler import LangevinSampler
+from keras_ebm import export
+from keras_ebm.cli import export as export_cli
+from keras_ebm.models import networks
+from keras_ebm.models.ebm import EBM, JEM
+from keras_ebm.samplers.langevin import LangevinSampler
 
 LOADER = textwrap.dedent("""
     import json, sys
@@ -127,13 +129,13 @@ def test_export_cli_from_a_run_directory_and_errors(tmp_path):
     (run_dir / "checkpoints").mkdir(parents=True)
     model.save(run_dir / "checkpoints" / "best.keras")
     (run_dir / "config.json").write_text(json.dumps({"pad": 0}))
-    assert export.main([str(run_dir), str(tmp_path / "out")]) == 0
+    assert export_cli.main([str(run_dir), str(tmp_path / "out")]) == 0
     assert os.path.isfile(tmp_path / "out" / "saved_model.pb")
     # An existing output directory is refused and left as it was.
-    assert export.main([str(run_dir), str(tmp_path / "out")]) == 2
-    assert export.main([str(tmp_path / "missing"), str(tmp_path / "out2")]) == 2
+    assert export_cli.main([str(run_dir), str(tmp_path / "out")]) == 2
+    assert export_cli.main([str(tmp_path / "missing"), str(tmp_path / "out2")]) == 2
     truncated = tmp_path / "truncated.keras"
     truncated.write_bytes((run_dir / "checkpoints" / "best.keras").read_bytes()[:100])
-    assert export.main([str(truncated), str(tmp_path / "out3")]) == 2
+    assert export_cli.main([str(truncated), str(tmp_path / "out3")]) == 2
     assert not os.path.exists(tmp_path / "out3")
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".export-")]

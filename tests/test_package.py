@@ -37,10 +37,76 @@ def test_the_package_installs_with_its_data_and_command():
     dist = metadata.distribution("keras-ebm")
     files = {str(f) for f in dist.files or []}
     scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
-    assert scripts == {"keras-ebm": "keras_ebm.cli:main"}
+    assert scripts == {"keras-ebm": "keras_ebm.cli.main:main"}
     requirements = " ".join(dist.requires or [])
     assert "tensorflow" in requirements and "keras-tuner" in requirements
     # An editable install points at the checkout; a regular one carries the data files.
     if not any(name.endswith(".pth") or "__editable__" in name for name in files):
-        assert any(name.endswith("datasets/mnist.npz") for name in files)
+        assert any(name.endswith("data/files/mnist.npz") for name in files)
         assert any(name.endswith("mnist_reference_classifier.keras") for name in files)
+
+
+LAYERS = [  # a module may import only from its own layer or lower ones
+    {"config", "files", "distribute", "plotting"},
+    {"data", "samplers"},
+    {"models"},
+    {"evaluation", "export", "restoration"},
+    {"training"},
+    {"cli", "__main__"},
+]
+
+
+def _module_imports():
+    """``{module: {keras_ebm modules it imports, at any depth of its code}}`` for every module
+    of the package except its root ``__init__`` (the public names, gathered from all layers)."""
+    import ast
+
+    package = os.path.join(ROOT, "keras_ebm")
+    modules = {}
+    for directory, _, names in os.walk(package):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                dotted = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                modules[dotted.removesuffix(".__init__")] = path
+    graph = {}
+    for module, path in modules.items():
+        if module == "keras_ebm":
+            continue
+        targets = set()
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_ebm"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    targets.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name.startswith("keras_ebm"))
+        graph[module] = targets - {"keras_ebm", module}
+    return graph
+
+
+def test_the_package_has_no_import_cycle_and_no_upward_import():
+    graph = _module_imports()
+
+    def layer(module):
+        part = module.split(".")[1]
+        return next(i for i, names in enumerate(LAYERS) if part in names)
+
+    upward = [f"{m} -> {t}" for m, targets in graph.items() for t in targets
+              if layer(t) > layer(m)]
+    assert not upward, upward
+    state = {}
+
+    def visit(module, path):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", " -> ".join(path + [module])
+        state[module] = "open"
+        for target in graph.get(module, ()):
+            visit(target, path + [module])
+        state[module] = "done"
+
+    for module in graph:
+        visit(module, [])

@@ -1,0 +1,1 @@
+"""The ``keras-ebm`` command line: one module per subcommand, each with its ``main()``."""

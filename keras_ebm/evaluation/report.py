@@ -1,0 +1,267 @@
+"""How good is a trained EBM? Calibration, OOD detection and sample quality in one call.
+
+    keras-ebm evaluate RUN_DIR_OR_MODEL.keras [--out DIR] [--samples 500] [--steps 500]
+
+Writes ``evaluation.json`` and figures (reliability diagram, energy histograms
+in- vs out-of-distribution, sample grids, a Langevin chain strip) into the run
+directory (or ``--out``) and prints a short table. From Python:
+``evaluate_model(model, splits, out_dir)``.
+
+Sample quality is judged by a fixed reference classifier
+(:mod:`keras_ebm.evaluation.reference`), never by the model itself:
+
+* ``conditional_sample_accuracy``: share of class-conditional samples (every step on
+  ``E(x, y)`` from noise) read as their label; ``conditional_sample_accuracy_warm`` is the
+  same for chains that run their first ``warm_start`` share of the steps on ``E(x)``;
+* ``label_coverage``: classes the reference finds among unconditional samples
+  (a class counts when it holds at least 2% of them);
+* ``classifier_fid``: Fréchet distance between reference-classifier features of
+  samples and of test images, per seed (mean and spread), with its floor (held-out
+  real images) and ceiling (uniform noise);
+* ``nearest_train_distance``: L2 distance of samples to their nearest training
+  image, against the same for held-out test images (memorisation check).
+"""
+
+import json
+import logging
+import os
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ebm import data, plotting
+from keras_ebm.evaluation import metrics, ood, reference
+from keras_ebm.models.ebm import JEM
+from keras_ebm.samplers.langevin import energy_gradient
+
+log = logging.getLogger("keras_ebm")
+
+
+def ood_scores(model, images, batch_size=500):
+    """Per-image scores, higher = more in-distribution: ``log p(x)`` (= -E(x)),
+    ``-|grad_x log p(x)|`` and, for classifiers, ``max p(y|x)`` and the largest logit
+    ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two)."""
+    scores = {"log_px": [], "grad_norm": []}
+    if model.num_outputs > 1:
+        scores["max_prob"], scores["max_logit"] = [], []
+    for start in range(0, len(images), batch_size):
+        x = tf.convert_to_tensor(images[start:start + batch_size])
+        energy, grad = energy_gradient(model.energy, x)
+        scores["log_px"].append(-energy.numpy())
+        scores["grad_norm"].append(-tf.norm(tf.reshape(grad, [len(x), -1]), axis=1).numpy())
+        if "max_prob" in scores:
+            logits = model(x)
+            scores["max_prob"].append(tf.reduce_max(tf.nn.softmax(logits), -1).numpy())
+            scores["max_logit"].append(tf.reduce_max(logits, -1).numpy())
+    return {k: np.concatenate(v) for k, v in scores.items()}
+
+
+_EXTRACTORS = weakref.WeakKeyDictionary()  # one feature model per classifier: no retracing
+
+
+def reference_features(classifier, images):
+    """Feature-layer activations of the reference classifier (its penultimate layer)."""
+    if classifier not in _EXTRACTORS:
+        try:
+            layer = classifier.get_layer(reference.FEATURES)
+        except ValueError:
+            layer = classifier.layers[-2]
+        _EXTRACTORS[classifier] = keras.Model(classifier.inputs, layer.output)
+    return reference.predict(_EXTRACTORS[classifier], images)
+
+
+def real_floor(classifier, held_out, reference_features_, num_samples, repeats=5, seed=0):
+    """The classifier FID of ``num_samples`` real held-out images against the same reference
+    features the samples are scored on, over ``repeats`` random subsets: the score a perfect
+    sampler would get at this sample size."""
+    rng = np.random.default_rng(seed)
+    if len(held_out) < num_samples:
+        raise ValueError(f"The FID floor needs {num_samples} held-out images, got {len(held_out)}; "
+                         "lower num_samples.")
+    return [metrics.frechet_distance(
+        reference_features(classifier, held_out[rng.choice(len(held_out), num_samples, replace=False)]),
+        reference_features_) for _ in range(repeats)]
+
+
+def _crop(images, pad):
+    """Remove ``pad`` pixels per side from images ``[..., H, W, C]``."""
+    return images[..., pad:-pad, pad:-pad, :] if pad else images
+
+
+def _classification(model, test_x, test_y, out_dir):
+    logits = reference.predict(model, test_x)
+    probs = metrics.softmax(logits)
+    results = {"accuracy": float(np.mean(probs.argmax(-1) == test_y)),
+               "ece": metrics.expected_calibration_error(probs, test_y),
+               "nll": float(-np.mean(np.log(probs[np.arange(len(test_y)), test_y] + 1e-12)))}
+    conf, acc, count = metrics.reliability_bins(probs, test_y)
+    plotting.save_reliability(conf, acc, count, os.path.join(out_dir, "reliability.png"),
+                              title=f"ECE {100 * results['ece']:.2f}%")
+    return results
+
+
+def _ood_detection(model, test_x, test_y, out_dir):
+    in_scores = ood_scores(model, test_x)
+    results, energies = {}, {"test": -in_scores["log_px"]}
+    for name, images in ood.ood_sets(test_x, test_y).items():
+        out_scores = ood_scores(model, images)
+        energies[name] = -out_scores["log_px"]
+        results[name] = {
+            score: {"auroc": metrics.auroc(in_scores[score], out_scores[score]),
+                    "fpr95": metrics.fpr_at_tpr(in_scores[score], out_scores[score])}
+            for score in in_scores
+        }
+    plotting.save_histograms(energies, os.path.join(out_dir, "energy_histograms.png"),
+                             xlabel="energy E(x)")
+    return results
+
+
+def _judge(classifier, samples, real_features, num_classes):
+    """Classifier FID, label histogram and classes covered (>= 2% of the samples)."""
+    labels = reference.predict(classifier, samples).argmax(-1)
+    counts = np.bincount(labels, minlength=num_classes)
+    fid = metrics.frechet_distance(reference_features(classifier, samples), real_features)
+    return fid, counts, int(np.sum(counts >= 0.02 * len(samples)))
+
+
+def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, seeds=(0, 1, 2),
+                   num_test=10000, warm_start=0.8, long_chain_factor=3, floor_repeats=5,
+                   classifier=None):
+    """Evaluate ``model`` on ``splits`` and write ``evaluation.json`` and figures to ``out_dir``.
+
+    Samples are judged by ``classifier`` (default: the reference classifier of ``splits``, see
+    :func:`keras_ebm.evaluation.reference.for_dataset`; one trained for this dataset is kept in
+    ``out_dir``).
+
+    Samples from noise are scored against the test set; their FID floor is the FID of as many
+    real images held out from training (``splits.x_val`` when it is large enough) against the
+    same test features, over ``floor_repeats`` random subsets. ``long_chain_factor`` > 0 also
+    scores one seed's chains run for that many times ``steps``.
+    """
+    if not 0 <= warm_start <= 1:
+        raise ValueError(f"warm_start must be a share of the steps in [0, 1], got {warm_start}.")
+    if long_chain_factor < 0:
+        raise ValueError(f"long_chain_factor must be >= 0, got {long_chain_factor}.")
+    if len(splits.image_shape) != 3:
+        raise ValueError(f"evaluate_model scores image models; these data are points of shape "
+                         f"{tuple(splits.image_shape)} (a toy density's model is scored by "
+                         "keras_ebm.evaluation.distances.evaluate_model).")
+    os.makedirs(out_dir, exist_ok=True)
+    num_classes = splits.num_classes
+    if classifier is None:
+        classifier = reference.for_dataset(splits, os.path.join(out_dir, "reference_classifier.keras"))
+    if (tuple(classifier.input_shape[1:]) != tuple(splits.image_shape)
+            or classifier.output_shape[-1] != num_classes):
+        raise ValueError(f"The classifier judges {classifier.input_shape[1:]} images of "
+                         f"{classifier.output_shape[-1]} classes; these data are "
+                         f"{tuple(splits.image_shape)} images of {num_classes} classes. Pass "
+                         "classifier=None to use (or train) the reference for these data.")
+    test_x = data.preprocess(splits.x_test[:num_test], pad).numpy()
+    test_y = splits.y_test[:num_test]
+    refine_steps = getattr(model, "refine_steps", 0)
+    results = {"num_test": len(test_x), "langevin_steps": steps, "refine_steps": refine_steps,
+               "chain_start": getattr(model, "chain_start", "uniform"),
+               "conditional_unconditional_steps": int(warm_start * steps)}
+    if isinstance(model, JEM):
+        results.update(_classification(model, test_x, test_y, out_dir))
+    results["ood"] = _ood_detection(model, test_x, test_y, out_dir)
+
+    # Samples from noise, judged by the reference classifier.
+    real_features = reference_features(classifier, _crop(test_x, pad))
+    fids, coverage, label_counts, samples = [], [], 0, None
+    for seed in seeds:
+        samples = _crop(model.generate(num_samples, steps=steps, seed=seed).numpy(), pad)
+        fid, counts, covered = _judge(classifier, samples, real_features, num_classes)
+        fids.append(fid)
+        coverage.append(covered)
+        label_counts = label_counts + counts
+    train_x = data.preprocess(splits.x_train, 0).numpy()
+    held_out_source = "validation" if len(splits.x_val) >= num_samples else "train"
+    held_out = data.preprocess(splits.x_val, 0).numpy() if held_out_source == "validation" else train_x
+    floors = real_floor(classifier, held_out, real_features, num_samples, repeats=floor_repeats)
+    noise = np.random.default_rng(0).uniform(-1, 1, (num_samples,) + samples.shape[1:])
+    fid_report = {"mean": float(np.mean(fids)), "std": float(np.std(fids)), "per_seed": fids,
+                  "floor": float(np.mean(floors)), "floor_std": float(np.std(floors)),
+                  "floor_per_subset": floors, "floor_images": held_out_source,
+                  "ratio_to_floor": float(np.mean(fids) / np.mean(floors)),
+                  "ceiling_noise": metrics.frechet_distance(
+                      reference_features(classifier, noise), real_features)}
+    results["unconditional"] = {"classifier_fid": fid_report, "label_coverage": min(coverage),
+                                "label_histogram": np.asarray(label_counts).tolist()}
+    if long_chain_factor:
+        long_steps = int(long_chain_factor * steps)
+        longer = {"refine_steps": long_chain_factor * refine_steps} if refine_steps else {}
+        long_samples = _crop(model.generate(num_samples, steps=long_steps, seed=seeds[0],
+                                            **longer).numpy(), pad)
+        fid, counts, covered = _judge(classifier, long_samples, real_features, num_classes)
+        results["long_chain"] = {"steps": long_steps, "classifier_fid": fid,
+                                 "refine_steps": long_chain_factor * refine_steps,
+                                 "fid_ratio_to_stated_steps": fid / fids[0],
+                                 "label_coverage": covered, "label_histogram": counts.tolist()}
+    results["nearest_train_distance"] = {
+        "samples": float(np.median(metrics.nearest_distances(samples, train_x))),
+        "test_images": float(np.median(metrics.nearest_distances(_crop(test_x, pad)[:500], train_x))),
+    }
+    rows = {"real": _crop(test_x[:10], pad)}
+    for i in range(5):
+        rows[f"noise -> E(x) {i + 1}"] = samples[10 * i:10 * i + 10]
+    if isinstance(model, JEM):
+        per_class = max(1, num_samples // num_classes)
+        labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+        cond = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0]).numpy(), pad)
+        predicted = reference.predict(classifier, cond).argmax(-1)
+        results["conditional_sample_accuracy"] = float(np.mean(predicted == labels))
+        results["conditional_sample_accuracy_per_class"] = [
+            float(np.mean(predicted[labels == c] == c)) for c in range(num_classes)]
+        warm = _crop(model.generate(len(labels), steps=steps, labels=labels, seed=seeds[0],
+                                    unconditional_steps=int(warm_start * steps)).numpy(), pad)
+        results["conditional_sample_accuracy_warm"] = reference.label_accuracy(classifier, warm, labels)
+        for c in range(num_classes):
+            rows[f"E(x, y={c})"] = cond[c * per_class:c * per_class + 10]
+    plotting.save_grid(rows, os.path.join(out_dir, "samples.png"),
+                       title=f"{steps} Langevin steps{f' + {refine_steps} noise-free' if refine_steps else ''} "
+                             f"from {results['chain_start'].replace('_', ' ')} starts")
+    snapshot_every = max(1, steps // 10)
+    _, chain = model.generate(8, steps=steps, seed=seeds[0], snapshot_every=snapshot_every)
+    plotting.save_chain(_crop(chain.numpy(), pad), snapshot_every,
+                        os.path.join(out_dir, "chain.png"))
+
+    with open(os.path.join(out_dir, "evaluation.json"), "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+    return results
+
+
+def format_table(results):
+    lines = []
+    if "accuracy" in results:
+        lines.append(f"test accuracy           {100 * results['accuracy']:.2f}%")
+        lines.append(f"ECE (15 bins)           {100 * results['ece']:.2f}%")
+    for name, by_score in results["ood"].items():
+        auroc = "  ".join(f"{score} {v['auroc']:.3f}" for score, v in by_score.items())
+        lines.append(f"OOD AUROC {name:<18} {auroc}")
+    fid = results["unconditional"]["classifier_fid"]
+    lines.append(f"classifier FID          {fid['mean']:.2f} +- {fid['std']:.2f} = "
+                 f"{fid['ratio_to_floor']:.1f}x the real floor {fid['floor']:.2f} +- "
+                 f"{fid['floor_std']:.2f} (noise {fid['ceiling_noise']:.1f})")
+    histogram = results["unconditional"]["label_histogram"]
+    lines.append(f"label coverage          {results['unconditional']['label_coverage']}/"
+                 f"{len(histogram)}")
+    if "long_chain" in results:
+        long = results["long_chain"]
+        steps = f"{long['steps']} + {long['refine_steps']}" if long.get("refine_steps") else long["steps"]
+        lines.append(f"at {steps} steps{' ' * max(1, 10 - len(str(steps)))}FID {long['classifier_fid']:.2f} "
+                     f"({long['fid_ratio_to_stated_steps']:.2f}x), coverage "
+                     f"{long['label_coverage']}/{len(histogram)}")
+    if "conditional_sample_accuracy" in results:
+        lines.append(f"conditional sample acc  {100 * results['conditional_sample_accuracy']:.1f}% "
+                     f"(first {results['conditional_unconditional_steps']} of "
+                     f"{results['langevin_steps']} steps on E(x): "
+                     f"{100 * results['conditional_sample_accuracy_warm']:.1f}%)")
+        worst = min(results["conditional_sample_accuracy_per_class"])
+        lines.append(f"  worst class           {100 * worst:.1f}%")
+    near = results["nearest_train_distance"]
+    lines.append(f"nearest-train L2        samples {near['samples']:.2f}, "
+                 f"test images {near['test_images']:.2f}")
+    return "\n".join(lines)

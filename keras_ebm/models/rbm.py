@@ -1,0 +1,255 @@
+"""Bernoulli-Bernoulli restricted Boltzmann machine, trained by CD-k or persistent CD (its
+partition function and log-likelihood: :mod:`keras_ebm.evaluation.likelihood`).
+
+Energy of visible ``v`` and hidden ``h`` (both binary):
+``E(v, h) = -b_v . v - b_h . h - v W h``; summing out ``h`` gives the free energy
+``F(v) = -b_v . v - sum_j softplus(v W + b_h)_j`` and ``p(v) = exp(-F(v)) / Z``.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ebm.models.base import EnergyModel
+from keras_ebm.samplers.buffer import ReplayBuffer
+
+
+def bernoulli(probs, seed):
+    """Stateless Bernoulli draws with success probabilities ``probs``."""
+    return tf.cast(tf.random.stateless_uniform(tf.shape(probs), seed, dtype=probs.dtype) < probs,
+                   probs.dtype)
+
+
+def base_rate_logits(data_mean):
+    """Log-odds of pixel means, clipped to [1e-3, 1 - 1e-3]: the visible biases of the
+    independent-pixel (base-rate) model."""
+    data_mean = np.clip(np.reshape(np.asarray(data_mean, np.float64), [-1]), 1e-3, 1 - 1e-3)
+    return np.log(data_mean) - np.log1p(-data_mean)
+
+
+@keras.saving.register_keras_serializable(package="keras_ebm")
+class RBM(EnergyModel):
+    """Bernoulli-Bernoulli RBM trained with CD-k (Hinton 2002) or PCD (Tieleman 2008).
+
+    Images in ``value_range`` are read as per-pixel probabilities and binarised
+    stochastically at every step (a fresh draw each time an image is seen).
+    Each training step runs ``cd_steps`` of block Gibbs sampling ``v -> h -> v``
+    from the data (CD) or from ``num_chains`` persistent chains (PCD) and minimises
+    ``mean F(v_data) - mean F(v_sample)``, whose gradient is the CD/PCD gradient.
+    The persistent chains live in a :class:`ReplayBuffer` (no restarts, every
+    chain advanced every step), so ``.keras`` files and ``BackupAndRestore`` keep them.
+
+    Metrics: ``recon_error`` (mean squared error per pixel between ``v`` and
+    ``p(v | h)``, ``h ~ p(h | v)``), ``pseudo_log_likelihood`` (nats per image,
+    the one-random-bit-flip estimate of scikit-learn's ``BernoulliRBM.score_samples``),
+    ``energy_real`` / ``energy_sample`` (mean free energies) and, in training,
+    ``loss = energy_real - energy_sample``.
+
+    Args:
+        visible_shape: shape of one image, e.g. ``(28, 28, 1)``; flattened inside.
+        num_hidden: number of hidden units.
+        cd_steps: Gibbs steps per training step (the k of CD-k / PCD-k).
+        persistent: PCD (chains kept across steps) instead of CD (chains start at the data).
+        num_chains: number of persistent chains (PCD).
+        sample_steps: default Gibbs steps of :meth:`generate`.
+        value_range: pixel range of the input images (and of generated images).
+        seed: integer seed of the weights' initialisation and all Bernoulli draws.
+
+    Example:
+
+    >>> rbm = RBM((28, 28, 1), num_hidden=500, persistent=True, num_chains=100, seed=0)
+    >>> rbm.compile(keras.optimizers.Adam(1e-3))
+    >>> rbm.fit(images_dataset, epochs=5)
+    >>> digits = rbm.generate(16, steps=1000, seed=0)
+    """
+
+    sampler_name = "Gibbs"  # for figure titles
+    metric_names = ("loss", "recon_error", "pseudo_log_likelihood", "energy_real",
+                    "energy_sample")
+
+    def __init__(self, visible_shape, num_hidden=500, cd_steps=1, persistent=False,
+                 num_chains=100, sample_steps=1000, value_range=(-1.0, 1.0), seed=None, **kwargs):
+        super().__init__(visible_shape, value_range=value_range, seed=seed, **kwargs)
+        for name, value in (("num_hidden", num_hidden), ("cd_steps", cd_steps),
+                            ("num_chains", num_chains)):
+            if int(value) <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}.")
+        self.visible_shape = self.sample_shape
+        self.num_visible = int(np.prod(self.visible_shape))
+        self.num_hidden = int(num_hidden)
+        self.cd_steps = int(cd_steps)
+        self.persistent = bool(persistent)
+        self.num_chains = int(num_chains)
+        self.sample_steps = int(sample_steps)
+        # Small random weights, zero biases (Hinton 2010, "A practical guide to training RBMs").
+        self.kernel = self.add_weight(
+            shape=(self.num_visible, self.num_hidden), name="kernel",
+            initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
+        )
+        self.visible_bias = self.add_weight(shape=(self.num_visible,), name="visible_bias",
+                                            initializer="zeros")
+        self.hidden_bias = self.add_weight(shape=(self.num_hidden,), name="hidden_bias",
+                                           initializer="zeros")
+        self.buffer = None
+        if self.persistent:
+            self.buffer = ReplayBuffer(size=self.num_chains, sample_shape=self.visible_shape,
+                                       reinit_prob=0.0, value_range=self.value_range, seed=seed,
+                                       name="persistent_chains")
+        self._compiled_gibbs = tf.function(self._gibbs, reduce_retracing=True)
+        self.finish_init()
+
+    def call(self, x):
+        """Hidden-unit probabilities ``p(h = 1 | v)`` of images ``x`` (features)."""
+        return tf.sigmoid(self.hidden_logits(self.to_visible(x)))
+
+    # --- images <-> visible vectors ---------------------------------------------------
+    def to_visible(self, x):
+        """Images in ``value_range`` -> flat pixel probabilities in [0, 1]."""
+        low, high = self.value_range
+        x = tf.reshape(tf.convert_to_tensor(x, self.kernel.dtype), [-1, self.num_visible])
+        return (x - low) / (high - low)
+
+    def to_images(self, v):
+        """Flat visible vectors in [0, 1] -> images in ``value_range``."""
+        low, high = self.value_range
+        return tf.reshape(low + (high - low) * v, (-1,) + self.visible_shape)
+
+    def initialize_visible_bias(self, images):
+        """Set ``b_v`` to the log-odds of the pixel means of ``images`` (or of their mean
+        image), as Hinton (2010, "A practical guide to training RBMs") advises: pixels that
+        are never on start firmly off, instead of at 1/2 where spurious modes can grow."""
+        data_mean = tf.reduce_mean(self.to_visible(images), axis=0).numpy()
+        self.visible_bias.assign(base_rate_logits(data_mean).astype("float32"))
+
+    def binarize(self, x, seed):
+        """Images -> binary visible vectors, each pixel 1 with its intensity as probability."""
+        return bernoulli(self.to_visible(x), seed)
+
+    # --- energy and conditionals -------------------------------------------------------
+    def hidden_logits(self, v):
+        return tf.matmul(v, self.kernel) + self.hidden_bias
+
+    def visible_logits(self, h):
+        return tf.matmul(h, self.kernel, transpose_b=True) + self.visible_bias
+
+    def free_energy(self, v):
+        """``F(v) = -b_v . v - sum_j softplus(v W + b_h)_j`` for visible vectors ``[batch, D]``."""
+        return (-tf.linalg.matvec(v, self.visible_bias)
+                - tf.reduce_sum(tf.nn.softplus(self.hidden_logits(v)), axis=-1))
+
+    def energy(self, x, training=False):
+        """Free energy ``F(v)`` of images ``x`` in ``value_range`` read as pixel probabilities."""
+        return self.free_energy(self.to_visible(x))
+
+    def log_likelihood(self, v, log_z):
+        """``log p(v) = -F(v) - log Z`` in nats, given a (e.g. AIS) estimate of ``log Z``."""
+        return -self.free_energy(v) - log_z
+
+    def gibbs_step(self, v, seed):
+        """One block Gibbs step ``h ~ p(h | v)``, ``v ~ p(v | h)``; returns ``(v, p(v | h))``."""
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        h = bernoulli(tf.sigmoid(self.hidden_logits(v)), seeds[0])
+        v_mean = tf.sigmoid(self.visible_logits(h))
+        return bernoulli(v_mean, seeds[1]), v_mean
+
+    def gibbs(self, v, k, seed):
+        """``k`` block Gibbs steps from visible states ``v`` ``[batch, D]`` (binary or
+        probabilities) with seed ``[2]``; returns the final ``(v, p(v | h))``."""
+        seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+        k = tf.convert_to_tensor(k, tf.int32)
+        run = self._gibbs if tf.inside_function() else self._compiled_gibbs
+        return run(tf.convert_to_tensor(v, self.kernel.dtype), k, seed)
+
+    def _gibbs(self, v, k, seed):
+        def body(i, v, v_mean):
+            v, v_mean = self.gibbs_step(v, tf.random.experimental.stateless_fold_in(seed, i))
+            return i + 1, v, v_mean
+
+        _, v, v_mean = tf.while_loop(lambda i, *_: i < k, body, (tf.constant(0), v, v),
+                                     parallel_iterations=1)
+        return v, v_mean
+
+    # --- sampling ----------------------------------------------------------------------
+    def negatives(self, v):
+        """Negative samples for a training step on binary data ``v``."""
+        if not self.persistent:
+            return self.gibbs(v, self.cd_steps, self.next_seed())[0]
+        samples = self.gibbs(self.to_visible(self.buffer.samples), self.cd_steps,
+                             self.next_seed())[0]
+        self.buffer.update(tf.range(self.num_chains), self.to_images(samples))
+        return samples
+
+    def generate(self, num_samples, steps=None, seed=0, snapshot_every=0):
+        """Images from Gibbs chains started at uniform random binary states.
+
+        Returns ``p(v | h)`` after the last step as images in ``value_range``; with
+        ``snapshot_every > 0`` also ``[steps // snapshot_every + 1, num_samples, *visible_shape]``
+        snapshots of ``p(v | h)`` (the first is the random start).
+        """
+        steps = self.sample_steps if steps is None else int(steps)
+        seed = tf.constant([seed, 0], tf.int64)
+        fold_in = tf.random.experimental.stateless_fold_in
+        v = bernoulli(tf.fill([int(num_samples), self.num_visible], 0.5), fold_in(seed, 0))
+        if not snapshot_every:
+            return self.to_images(self.gibbs(v, steps, fold_in(seed, 1))[1])
+        snapshots, v_mean = [self.to_images(v)], v
+        for i in range(steps // snapshot_every):  # one compiled chain segment per snapshot
+            v, v_mean = self.gibbs(v, snapshot_every, fold_in(seed, i + 1))
+            snapshots.append(self.to_images(v_mean))
+        if steps % snapshot_every:
+            v_mean = self.gibbs(v, steps % snapshot_every, fold_in(seed, -1))[1]
+        return self.to_images(v_mean), tf.stack(snapshots)
+
+    # --- objective and thin train / test steps -------------------------------------------
+    def pseudo_log_likelihood(self, v, seed):
+        """``D * log sigmoid(F(v') - F(v))`` with ``v'`` = ``v`` with one random bit flipped
+        (a stochastic estimate of ``sum_i log p(v_i | v_-i)``, as in scikit-learn)."""
+        bit = tf.random.stateless_uniform([tf.shape(v)[0]], seed, maxval=self.num_visible,
+                                          dtype=tf.int32)
+        flip = tf.one_hot(bit, self.num_visible, dtype=v.dtype)
+        flipped = v + flip - 2.0 * v * flip
+        return self.num_visible * tf.math.log_sigmoid(self.free_energy(flipped)
+                                                      - self.free_energy(v))
+
+    def compute_metrics(self, v, negatives=None):
+        """Metrics of binary data ``v``; with ``negatives`` also the CD loss."""
+        seeds = tf.random.experimental.stateless_split(self.next_seed(), 2)
+        reconstruction = self.gibbs_step(v, seeds[0])[1]
+        energy_real = tf.reduce_mean(self.free_energy(v))
+        results = {
+            "recon_error": tf.reduce_mean(tf.square(v - reconstruction)),
+            "pseudo_log_likelihood": tf.reduce_mean(self.pseudo_log_likelihood(v, seeds[1])),
+            "energy_real": energy_real,
+        }
+        if negatives is not None:
+            results["energy_sample"] = tf.reduce_mean(self.free_energy(negatives))
+            results["loss"] = energy_real - results["energy_sample"]
+        return results
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        v = self.binarize(x, self.next_seed())
+        # The chains are not differentiated through: their end states are constants.
+        negatives = tf.stop_gradient(self.negatives(v))
+        with tf.GradientTape() as tape:
+            metrics = self.compute_metrics(v, negatives)
+            loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        return self.update_trackers(metrics)
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.update_trackers(self.compute_metrics(self.binarize(x, self.next_seed())))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            visible_shape=self.visible_shape,
+            num_hidden=self.num_hidden,
+            cd_steps=self.cd_steps,
+            persistent=self.persistent,
+            num_chains=self.num_chains,
+            sample_steps=self.sample_steps,
+        )
+        return config

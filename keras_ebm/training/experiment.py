@@ -1,0 +1,365 @@
+"""``run(config)``: data, model, callbacks, fit, test metrics, all in one run directory.
+
+A run directory holds::
+
+    config.json          the full configuration
+    train.log            the log (or --log_file)
+    metrics.csv          per-epoch training and validation metrics
+    checkpoints/         last.keras and best.keras
+    samples/             sample grids per epoch and final, chain snapshots
+    test_metrics.json    final test-set metrics
+    tensorboard/         with --tensorboard: scalars and sample grids
+    evaluation/          evaluation.json and figures (see keras_ebm.evaluation.report)
+    export/              with --export: a SavedModel (see keras_ebm.export)
+    recoveries.json      rollbacks after divergences, if any
+    backup.npz           the training state for --resume (removed when the run finishes)
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ebm import data, distribute, export, files
+from keras_ebm.data import toy
+from keras_ebm.evaluation import distances, metrics, report
+from keras_ebm.evaluation.likelihood import evaluate_log_likelihood
+from keras_ebm.models import networks
+from keras_ebm.models.ebm import EBM, JEM
+from keras_ebm.models.rbm import RBM
+from keras_ebm.models.score_matching import ScoreMatching
+from keras_ebm.samplers.langevin import LangevinSampler
+from keras_ebm.training import callbacks, figures, state
+from keras_ebm.training.run_dir import BACKUP, RunError, keep_epochs_before, open_run_dir
+
+log = logging.getLogger("keras_ebm")
+
+
+def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
+    """The model described by ``config`` (uncompiled); samples stay in ``value_range``."""
+    keras.utils.set_random_seed(config.seed)
+    if config.model == "rbm":
+        return RBM(input_shape, num_hidden=config.rbm_hidden, cd_steps=config.cd_steps,
+                   persistent=config.persistent, num_chains=config.batch_size,
+                   sample_steps=config.sample_steps, seed=config.seed)
+    num_outputs = num_classes if config.model == "jem" else 1
+    with distribute.precision(config.mixed_precision):
+        network = networks.get_network(
+            config.network, input_shape=input_shape, num_outputs=num_outputs,
+            spectral_norm=config.spectral_norm,
+        )
+    sampler = LangevinSampler(
+        steps=config.langevin_steps,
+        step_size=config.langevin_alpha,
+        noise_scale=config.langevin_sigma,
+        grad_clip=config.grad_clip or None,
+        parameterization=config.parameterization,
+        value_range=value_range,
+    )
+    common = dict(
+        sampler=sampler, buffer_size=config.buffer_size, reinit_prob=config.reinit_prob,
+        reg_weight=config.reg_weight, real_noise=config.real_noise, seed=config.seed,
+        value_range=value_range, chain_start=config.chain_start,
+        refine_steps=config.refine_steps, refine_step_size=config.refine_step_size,
+    )
+    if config.model == "jem":
+        return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
+                   conditional_sampling=config.conditional_sampling, **common)
+    if config.model in ("dsm", "ssm"):
+        return ScoreMatching(network, objective="denoising" if config.model == "dsm" else "sliced",
+                             noise_levels=[float(v) for v in config.noise_levels.split(",")],
+                             sampler=sampler, value_range=value_range, seed=config.seed)
+    return EBM(network, **common)
+
+
+def compile_model(model, config, steps_per_epoch):
+    if config.budget_minutes:
+        decay = state.BudgetCosineDecay(config.lr, alpha=0.01)
+    else:
+        decay = keras.optimizers.schedules.CosineDecay(
+            config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01)
+    schedule = state.ScaledSchedule(decay)  # the divergence guard lowers its scale after a rollback
+    ema = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}
+    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999, **ema)
+    if config.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def test_metrics(model, dataset):
+    """Keras test metrics plus, for classifiers, the expected calibration error."""
+    results = {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
+    if isinstance(model, JEM):
+        logits = model.predict(dataset, verbose=0)
+        labels = np.concatenate([y.numpy() for _, y in dataset])
+        results["ece"] = metrics.expected_calibration_error(metrics.softmax(logits), labels)
+    return results
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """The pipelines and shapes a run (or a tuning trial) trains on."""
+
+    train: object
+    val: object
+    test: object
+    steps_per_epoch: int
+    input_shape: tuple
+
+
+def prepare_data(config, splits):
+    """Batched ``tf.data`` pipelines (train shuffled, shifted and dequantised as configured),
+    steps per epoch and the padded input shape of ``splits`` under ``config``."""
+    make = dict(batch_size=config.batch_size, pad=config.pad)
+    train = data.make_dataset(splits.x_train, splits.y_train, shuffle=True,
+                              dequantize=config.dequantize, shift=config.shift,
+                              seed=config.seed, drop_remainder=True, **make)
+    val = data.make_dataset(splits.x_val, splits.y_val, **make) if len(splits.x_val) else None
+    test = data.make_dataset(splits.x_test, splits.y_test, **make)
+    steps_per_epoch = len(splits.x_train) // config.batch_size
+    if steps_per_epoch == 0:
+        raise RunError(
+            f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
+            "training images; lower it."
+        )
+    if config.chain_start == "class_gaussian" and config.model == "jem":
+        counts = np.bincount(splits.y_train, minlength=splits.num_classes)
+        if counts.min() < 2:
+            raise RunError(f"--chain_start class_gaussian fits one Gaussian per class and needs at "
+                           f"least 2 training images of each; the training split has "
+                           f"{counts.tolist()} per class. Train on more images (--subset) or pass "
+                           "--chain_start uniform.")
+    input_shape = splits.image_shape  # toy densities: points [dim]
+    if len(input_shape) == 3:
+        height, width, channels = input_shape
+        input_shape = (height + 2 * config.pad, width + 2 * config.pad, channels)
+    return PreparedData(train, val, test, steps_per_epoch, input_shape)
+
+
+# --- what differs per kind of model ---------------------------------------------------------
+
+def _set_up_network(model, config, splits):
+    log.info("Model: %s with network %s (%d parameters)", type(model).__name__, config.network,
+             model.network.count_params())
+    if isinstance(model, EBM) and model.start is not None:
+        model.fit_chain_start(data.preprocess(splits.x_train, config.pad).numpy(), splits.y_train)
+        log.info("Chains start from one Gaussian per class fitted to the %d training images",
+                 len(splits.x_train))
+
+
+def _set_up_rbm(model, config, splits):
+    log.info("Model: RBM, %d visible x %d hidden units, %s-%d", model.num_visible,
+             model.num_hidden, "PCD" if model.persistent else "CD", model.cd_steps)
+    model.initialize_visible_bias(data.preprocess(splits.x_train.mean(axis=0, keepdims=True),
+                                                  config.pad))
+
+
+def _image_callbacks(config, run_dir, real_images):
+    samples_dir = os.path.join(run_dir, "samples")
+    tensorboard_dir = os.path.join(run_dir, "tensorboard", "samples") if config.tensorboard else None
+    return [figures.SampleGrid(samples_dir, real_images, every=config.sample_every,
+                                 steps=config.sample_steps, final_steps=config.final_sample_steps,
+                                 tensorboard_dir=tensorboard_dir, seed=config.seed),
+            figures.ChainSnapshots(samples_dir, steps=config.final_sample_steps, seed=config.seed)]
+
+
+def _density_callbacks(config, run_dir, real_images):
+    return [figures.DensityPlots(os.path.join(run_dir, "samples"), _density(config),
+                                   every=config.sample_every, steps=config.final_sample_steps,
+                                   seed=config.seed)]
+
+
+def _density(config):
+    return toy.get_density(config.dataset[len("toy:"):])
+
+
+def _evaluate_images(model, splits, config, run_dir):
+    log.info("Evaluating (calibration, OOD detection, sample quality)...")
+    results = report.evaluate_model(
+        model, splits, os.path.join(run_dir, "evaluation"), pad=config.pad,
+        num_samples=config.eval_samples, steps=config.eval_steps, num_test=config.eval_num_test,
+        warm_start=config.eval_warm_start)
+    log.info("Evaluation:\n%s", report.format_table(results))
+
+
+def _evaluate_density(model, splits, config, run_dir):
+    density = _density(config)
+    results = distances.evaluate_model(model, density, num_samples=config.eval_samples,
+                                       steps=config.eval_steps, seed=config.seed)
+    os.makedirs(os.path.join(run_dir, "evaluation"), exist_ok=True)
+    files.write_json(os.path.join(run_dir, "evaluation", "evaluation.json"), results)
+    log.info("Distances to the true %s density: %s", density.name,
+             json.dumps(results, sort_keys=True))
+
+
+def _evaluate_likelihood(model, splits, config, run_dir):
+    log.info("AIS test log-likelihood (%d runs, %d inverse temperatures)...", config.ais_runs,
+             config.ais_betas)
+    results = evaluate_log_likelihood(
+        model, data.preprocess(splits.x_test[:config.eval_num_test], config.pad),
+        data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad),
+        num_runs=config.ais_runs, num_betas=config.ais_betas, seed=config.seed)
+    files.write_json(os.path.join(run_dir, "log_likelihood.json"), results)
+    log.info("Test log-likelihood %.2f nats (log Z %.2f +- %.2f)", results["log_likelihood"],
+             results["log_z"], results["log_z_std"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What a run does differently for one kind of model: the metric that picks
+    ``best.keras``, its set-up (and the log line describing it), sample figures, and the
+    final evaluation."""
+
+    monitor: tuple
+    set_up: typing.Callable
+    figures: typing.Callable
+    evaluate: typing.Callable
+
+
+KINDS = {
+    "jem": Kind(("accuracy", "max"), _set_up_network, _image_callbacks, _evaluate_images),
+    "ebm": Kind(("cdiv", "min"), _set_up_network, _image_callbacks, _evaluate_images),
+    "toy": Kind(("cdiv", "min"), _set_up_network, _density_callbacks, _evaluate_density),
+    "rbm": Kind(("pseudo_log_likelihood", "max"), _set_up_rbm, _image_callbacks,
+                _evaluate_likelihood),
+    "score": Kind(("loss", "min"), _set_up_network, _image_callbacks, _evaluate_images),
+    "toy_score": Kind(("loss", "min"), _set_up_network, _density_callbacks, _evaluate_density),
+}
+
+
+def kind_of(config):
+    score = config.model in ("dsm", "ssm")
+    if config.dataset.startswith("toy:"):
+        return "toy_score" if score else "toy"
+    return "score" if score else config.model
+
+
+# --- the run ------------------------------------------------------------------------------
+
+def start_devices(config):
+    """The distribution strategy (made before TensorFlow starts its runtime), determinism."""
+    strategy = distribute.get_strategy(config.strategy)
+    if config.deterministic:
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise RunError(f"--batch_size {config.batch_size} is the global batch; make it a multiple "
+                       f"of the {strategy.num_replicas_in_sync} replicas.")
+    return strategy
+
+
+def restore_position(model, strategy, run_dir, resuming):
+    """Where training continues (fit's epoch, batches done): from the backup when resuming."""
+    backup_path = os.path.join(run_dir, BACKUP)
+    position = {"epoch": 0, "step": 0}
+    if resuming and os.path.isfile(backup_path):
+        try:
+            with strategy.scope():
+                position = state.load(model, backup_path)
+        except state.StateError as err:
+            raise RunError(str(err)) from None
+        log.info("Resuming from %s: epoch %d, %d batches done", backup_path,
+                 position["epoch"] + 1, position["step"])
+    keep_epochs_before(os.path.join(run_dir, "metrics.csv"), position["epoch"])
+    return position
+
+
+def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
+    """The run's callbacks; the divergence guard and the compute budget (or ``None``) too."""
+    # A plain classifier (--px_weight 0) has no sampled negatives: its cdiv is real vs noise.
+    gap = config.max_energy_gap if config.px_weight > 0 or config.model != "jem" else float("inf")
+    guard = callbacks.DivergenceGuard(
+        config.max_abs_energy, gap, config.max_recoveries, config.recovery_lr_factor,
+        events_path=os.path.join(run_dir, "recoveries.json"),
+        checkpoint_path=os.path.join(run_dir, "checkpoints", "last.keras"))
+    monitor = (("val_" if prepared.val is not None else "") + kind.monitor[0], kind.monitor[1])
+    budget = (callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
+              if config.budget_minutes else None)
+    real_images = next(iter(prepared.test))[0][:10].numpy()
+    callback_list = [
+        *([budget] if budget else []),
+        guard,
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=resuming),
+        callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor),
+        callbacks.Backup(os.path.join(run_dir, BACKUP), every=config.backup_every,
+                         step=position["step"], steps_per_epoch=prepared.steps_per_epoch),
+        callbacks.StopAtStep(config.epochs * prepared.steps_per_epoch, start=position["step"]),
+        callbacks.EpochLogger(),
+        *kind.figures(config, run_dir, real_images),
+    ]
+    if config.tensorboard:
+        callback_list.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
+    return callback_list, guard, budget
+
+
+def train(model, config, prepared, position, callback_list):
+    """``model.fit`` over the stream of batches from ``position``; returns the test metrics."""
+    start = time.time()
+    stream = state.training_stream(prepared.train, prepared.steps_per_epoch, config.epochs,
+                                   start_step=position["step"])
+    history = model.fit(stream, validation_data=prepared.val, epochs=config.epochs,
+                        steps_per_epoch=prepared.steps_per_epoch, initial_epoch=position["epoch"],
+                        callbacks=callback_list, verbose=config.verbose, shuffle=False)
+    results = test_metrics(model, prepared.test)
+    # Epochs of the whole run: those before a resume and those fit ran now.
+    results.update(train_seconds=time.time() - start,
+                   epochs_run=position["epoch"] + len(history.epoch))
+    return results
+
+
+def set_up(model, config, splits):
+    """Prepare a freshly built model for training on ``splits`` as ``run`` does (per kind of
+    model: fit the class-Gaussian chain starts, an RBM's visible biases)."""
+    KINDS[kind_of(config)].set_up(model, config, splits)
+
+
+def run(config):
+    """Train and evaluate the model described by a validated ``Config``: data, model,
+    callbacks, fit, test metrics, evaluation, export, all in one run directory.
+
+    Returns a dict with the run directory, the test metrics, whether training diverged
+    and the model.
+    """
+    config.validate()
+    strategy = start_devices(config)
+    splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
+                               config.subset, config.seed)
+    prepared = prepare_data(config, splits)
+    run_dir, resuming = open_run_dir(config)
+    log.info("Data: %d train, %d validation, %d test images of shape %s",
+             len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)
+    kind = KINDS[kind_of(config)]
+    with strategy.scope():
+        model = compile_model(build_model(config, prepared.input_shape, splits.num_classes,
+                                          splits.value_range), config, prepared.steps_per_epoch)
+    distribute.patch_for_multi_worker(model, strategy)
+    log.info("Strategy: %s (%s), %d replica(s)", config.strategy, type(strategy).__name__,
+             strategy.num_replicas_in_sync)
+    kind.set_up(model, config, splits)
+    position = restore_position(model, strategy, run_dir, resuming)
+    callback_list, guard, budget = build_callbacks(config, kind, model, prepared, run_dir,
+                                                   position, resuming)
+    results = train(model, config, prepared, position, callback_list)
+    results.update(diverged=guard.diverged, recoveries=len(guard.events))
+    if budget is not None:
+        results["budget_minutes_spent"] = budget.spent_seconds / 60.0
+    if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
+        next(c for c in callback_list if isinstance(c, callbacks.Checkpoint)).save("last.keras")
+    files.write_json(os.path.join(run_dir, "test_metrics.json"), results)
+    log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
+    if config.evaluate and not guard.diverged:
+        kind.evaluate(model, splits, config, run_dir)
+    if config.export and not guard.diverged:
+        log.info("Exported SavedModel to %s", export.export_model(
+            model, os.path.join(run_dir, "export"), pad=config.pad))
+    if not guard.diverged and os.path.exists(os.path.join(run_dir, BACKUP)):
+        os.remove(os.path.join(run_dir, BACKUP))  # finished: nothing left to resume
+    return {"run_dir": run_dir, "test_metrics": results, "diverged": guard.diverged,
+            "model": model}

@@ -1,0 +1,115 @@
+"""Score matching recovers a Gaussian's parameters; the objectives' mechanics."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ebm.models import networks
+from keras_ebm.models.score_matching import ScoreMatching
+
+MEAN = np.array([1.0, -0.5], np.float32)
+COV = np.array([[0.5, 0.2], [0.2, 0.3]], np.float32)
+
+
+class Quadratic(keras.layers.Layer):
+    """Scores ``-0.5 (x - m)^T L L^T (x - m)``: the energy of a Gaussian with precision L L^T."""
+
+    def build(self, input_shape):
+        self.m = self.add_weight(shape=(2,), initializer="zeros")
+        self.l = self.add_weight(shape=(2, 2), initializer="identity")
+
+    def call(self, x):
+        lower = tf.linalg.band_part(self.l, -1, 0)
+        return -0.5 * tf.reduce_sum(tf.matmul(x - self.m, lower) ** 2, axis=1, keepdims=True)
+
+    def precision(self):
+        lower = np.tril(self.l.numpy())
+        return lower @ lower.T
+
+
+def fit_gaussian(objective, **kwargs):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2,))
+    layer = Quadratic()
+    model = ScoreMatching(keras.Model(inputs, layer(inputs)), objective=objective, seed=0,
+                          value_range=(-4, 4), **kwargs)
+    model.compile(keras.optimizers.Adam(0.02))
+    points = np.random.default_rng(0).multivariate_normal(MEAN, COV, 8000).astype("float32")
+    model.fit(points, batch_size=400, epochs=25, verbose=0)
+    return layer, model
+
+
+def test_sliced_score_matching_recovers_the_mean_and_precision():
+    layer, _ = fit_gaussian("sliced", num_projections=2)
+    np.testing.assert_allclose(layer.m.numpy(), MEAN, atol=0.08)
+    np.testing.assert_allclose(layer.precision(), np.linalg.inv(COV), rtol=0.12, atol=0.3)
+
+
+def test_denoising_score_matching_recovers_the_smoothed_gaussian():
+    sigma = 0.3
+    layer, model = fit_gaussian("denoising", noise_levels=(sigma,))
+    np.testing.assert_allclose(layer.m.numpy(), MEAN, atol=0.08)
+    # The data convolved with N(0, sigma^2 I): covariance COV + sigma^2 I.
+    np.testing.assert_allclose(layer.precision(), np.linalg.inv(COV + sigma**2 * np.eye(2)),
+                               rtol=0.12, atol=0.3)
+    assert np.isfinite(model.evaluate(np.zeros((4, 2), np.float32), verbose=0)[0])
+
+
+def test_score_is_minus_the_energy_gradient_by_finite_differences():
+    model = ScoreMatching(networks.get_network("mlp", input_shape=(3,), num_outputs=1), seed=0)
+    x = tf.constant([[0.1, -0.2, 0.3]])
+    eps = 1e-3
+    numeric = [(model.energy(x + eps * e) - model.energy(x - eps * e)).numpy()[0] / (2 * eps)
+               for e in np.eye(3, dtype=np.float32)]
+    np.testing.assert_allclose(model.score(x).numpy()[0], -np.array(numeric), rtol=2e-2, atol=1e-4)
+
+
+def test_save_load_round_trip_and_sampling(tmp_path):
+    model = ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1),
+                          objective="sliced", noise_levels=(0.1, 0.2), seed=3)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(np.zeros((32, 2), np.float32), batch_size=16, epochs=1, verbose=0)
+    model.save(tmp_path / "sm.keras")
+    loaded = keras.saving.load_model(tmp_path / "sm.keras")
+    assert loaded.objective == "sliced" and loaded.noise_levels == (0.1, 0.2)
+    x = tf.constant([[0.3, -0.1]])
+    np.testing.assert_allclose(loaded.energy(x), model.energy(x), rtol=1e-6)
+    samples = loaded.generate(5, steps=3, seed=1)
+    assert samples.shape == (5, 2) and np.all(np.abs(samples) <= 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"objective": "ssm"}, "objective must be one of"),
+    ({"noise_levels": (0.1, -1)}, "noise_levels must be positive"),
+    ({"noise_levels": ()}, "noise_levels must be positive"),
+    ({"num_projections": 0}, "num_projections must be >= 1"),
+])
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1), **kwargs)
+
+
+def test_train_py_runs_score_matching_on_a_toy_density_and_on_mnist(tmp_path):
+    import json
+
+    from test_train import train
+
+    toy = ["--dataset", "toy:two_moons", "--network", "mlp", "--epochs", "1", "--subset", "512",
+           "--validation_size", "128", "--batch_size", "64", "--parameterization", "langevin",
+           "--langevin_alpha", "0.001", "--langevin_steps", "5", "--final_sample_steps", "5",
+           "--eval_samples", "200", "--eval_steps", "5", "--sample_every", "0", "--verbose", "0"]
+    for model in ("dsm", "ssm"):
+        result = train("--out", str(tmp_path / model), "--model", model, *toy)
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((tmp_path / model / "evaluation" / "evaluation.json").read_text())
+        assert 0 <= report["tv_density"] <= 1
+    images = ["--model", "ssm", "--network", "cnn", "--epochs", "1", "--subset", "256",
+              "--validation_size", "64", "--batch_size", "64", "--langevin_steps", "2",
+              "--final_sample_steps", "4", "--sample_steps", "2", "--eval_samples", "20",
+              "--eval_steps", "2", "--eval_num_test", "100", "--verbose", "0"]
+    result = train("--out", str(tmp_path / "mnist"), *images)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "mnist" / "test_metrics.json").read_text())
+    assert np.isfinite(metrics["loss"]) and "score_norm" in metrics
+    assert (tmp_path / "mnist" / "evaluation" / "evaluation.json").exists()

@@ -1,0 +1,91 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ebm.models import networks
+from keras_ebm.models.ebm import JEM
+from keras_ebm.samplers.langevin import LangevinSampler
+from keras_ebm.training import callbacks, figures
+
+
+@pytest.fixture
+def model():
+    keras.utils.set_random_seed(0)
+    m = JEM(networks.get_network("mlp", num_outputs=10, hidden_units=(16,)),
+            sampler=LangevinSampler(steps=2), buffer_size=40, seed=0)
+    m.compile(keras.optimizers.Adam(1e-3))
+    return m
+
+
+def batches(n=3):
+    x = tf.random.stateless_uniform([n * 4, 28, 28, 1], seed=[0, 1], minval=-1, maxval=1)
+    return tf.data.Dataset.from_tensor_slices((x, tf.range(n * 4) % 10)).batch(4)
+
+
+def test_sample_grid_and_chain_snapshots_write_pngs(model, tmp_path):
+    real = np.zeros((10, 28, 28, 1), np.float32)
+    grid = figures.SampleGrid(str(tmp_path), real, every=1, steps=2, final_steps=3)
+    chain = figures.ChainSnapshots(str(tmp_path), num_chains=3, steps=4, columns=2)
+    model.fit(batches(), epochs=2, verbose=0, callbacks=[grid, chain])
+    for name in ("epoch_001.png", "epoch_002.png", "final.png", "chain_final.png"):
+        with open(tmp_path / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    rows = figures.sample_rows(model, real, steps=2)
+    assert list(rows)[:3] == ["real", "noise -> E(x)", "buffer"]
+    assert [k for k in rows if k.startswith("E(x, y=")] == [f"E(x, y={c})" for c in range(10)]
+    assert all(v.shape == (10, 28, 28, 1) for v in rows.values())
+
+
+def test_sample_grid_writes_tensorboard_images(model, tmp_path):
+    pytest.importorskip("tensorboard")
+    tb = tmp_path / "tb"
+    grid = figures.SampleGrid(str(tmp_path), np.zeros((10, 28, 28, 1)), every=1, steps=1,
+                                tensorboard_dir=str(tb))
+    model.fit(batches(1), epochs=1, verbose=0, callbacks=[grid])
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tb))
+
+
+class Explode(keras.callbacks.Callback):
+    """Push the weights to NaN after the second batch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            for v in self.model.network.trainable_variables:
+                v.assign(tf.fill(v.shape, np.nan))
+
+
+def test_divergence_guard_stops_training_with_a_message(model, tmp_path):
+    guard = callbacks.DivergenceGuard(max_abs_energy=100.0)
+    checkpoint = callbacks.Checkpoint(str(tmp_path), monitor="accuracy", mode="max")
+    history = model.fit(batches(5), epochs=3, verbose=0, callbacks=[Explode(), guard, checkpoint])
+    assert guard.diverged is not None and "epoch 1, batch 3" in guard.diverged
+    assert "nan" in guard.diverged and "--lr" in guard.diverged
+    assert len(history.epoch) == 1
+    # The diverged epoch is not checkpointed.
+    assert not os.path.exists(tmp_path / "last.keras")
+
+
+def test_divergence_guard_catches_exploding_energy(model):
+    guard = callbacks.DivergenceGuard(max_abs_energy=1.0)
+    guard.set_model(model)
+    guard.on_train_batch_end(0, {"loss": 0.5, "energy_real": -3.0})
+    assert "energy_real = -3.0" in guard.diverged and model.stop_training
+
+
+def test_checkpoint_keeps_best_and_last(model, tmp_path):
+    checkpoint = callbacks.Checkpoint(str(tmp_path), monitor="val_loss", mode="min")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_loss": 2.0})
+    best_time = os.path.getmtime(tmp_path / "best.keras")
+    checkpoint.on_epoch_end(1, {"val_loss": 3.0})
+    assert checkpoint.best == 2.0
+    assert os.path.getmtime(tmp_path / "best.keras") == best_time
+    assert sorted(os.listdir(tmp_path)) == ["best.json", "best.keras", "last.keras"]
+    # A resumed run keeps the best value: only a better model replaces best.keras.
+    assert callbacks.Checkpoint(str(tmp_path), monitor="val_loss", mode="min").best == 2.0
+    restored = keras.saving.load_model(tmp_path / "last.keras")
+    x = tf.zeros([2, 28, 28, 1])
+    np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
