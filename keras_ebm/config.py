@@ -69,6 +69,10 @@ class Config:
     cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
     persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
                               "model")
+    rbm_temperatures: int = option(1, "RBM with --persistent: replicas of the chains in a "
+                                   "parallel-tempering ladder (1: plain PCD)", "model")
+    rbm_min_beta: float = option(0.5, "RBM: inverse temperature of the hottest replica, in (0, 1)",
+                                 "model")
     # Langevin sampler and replay buffer
     langevin_steps: int = option(20, "Langevin steps per training iteration", "sampler")
     langevin_alpha: float = option(10.0, "Langevin step size", "sampler")
@@ -201,7 +205,7 @@ class Config:
         positive = ("epochs", "batch_size", "lr", "langevin_alpha", "buffer_size",
                     "sample_steps", "final_sample_steps", "max_abs_energy", "eval_samples",
                     "eval_steps", "eval_num_test", "rbm_hidden", "cd_steps", "ais_runs",
-                    "refine_step_size")
+                    "refine_step_size", "rbm_temperatures")
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
@@ -211,6 +215,10 @@ class Config:
         for name in non_negative:
             if getattr(self, name) < 0:
                 errors.append(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.rbm_min_beta < 1:
+            errors.append(f"--rbm_min_beta must be in (0, 1), got {self.rbm_min_beta}")
+        if self.rbm_temperatures > 1 and not self.persistent:
+            errors.append("--rbm_temperatures > 1 tempers persistent chains; add --persistent true")
         if self.chain_start not in CHAIN_STARTS:
             errors.append(f"--chain_start must be one of {', '.join(CHAIN_STARTS)}, "
                           f"got {self.chain_start!r}")

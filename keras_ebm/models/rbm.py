@@ -51,6 +51,11 @@ class RBM(EnergyModel):
         cd_steps: Gibbs steps per training step (the k of CD-k / PCD-k).
         persistent: PCD (chains kept across steps) instead of CD (chains start at the data).
         num_chains: number of persistent chains (PCD).
+        temperatures: with PCD, the number of replicas of the chains in a parallel-tempering
+            ladder (1: plain PCD). Replica ``r`` samples ``p(v, h)^beta_r`` with ``beta``
+            spaced evenly from 1 down to ``min_beta``; adjacent replicas swap states (see
+            :meth:`tempered_gibbs`) and the swap acceptance is a training metric.
+        min_beta: the hottest replica's inverse temperature, in (0, 1).
         sample_steps: default Gibbs steps of :meth:`generate`.
         value_range: pixel range of the input images (and of generated images).
         seed: integer seed of the weights' initialisation and all Bernoulli draws.
@@ -68,12 +73,19 @@ class RBM(EnergyModel):
                     "energy_sample")
 
     def __init__(self, visible_shape, num_hidden=500, cd_steps=1, persistent=False,
-                 num_chains=100, sample_steps=1000, value_range=(-1.0, 1.0), seed=None, **kwargs):
+                 num_chains=100, sample_steps=1000, temperatures=1, min_beta=0.5,
+                 value_range=(-1.0, 1.0), seed=None, **kwargs):
         super().__init__(visible_shape, value_range=value_range, seed=seed, **kwargs)
         for name, value in (("num_hidden", num_hidden), ("cd_steps", cd_steps),
-                            ("num_chains", num_chains)):
+                            ("num_chains", num_chains), ("temperatures", temperatures)):
             if int(value) <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}.")
+        if temperatures > 1 and not persistent:
+            raise ValueError("temperatures > 1 tempers persistent chains; pass persistent=True.")
+        if not 0 < min_beta < 1:
+            raise ValueError(f"min_beta must be in (0, 1), got {min_beta}.")
+        self.temperatures = int(temperatures)
+        self.min_beta = float(min_beta)
         self.visible_shape = self.sample_shape
         self.num_visible = int(np.prod(self.visible_shape))
         self.num_hidden = int(num_hidden)
@@ -95,6 +107,14 @@ class RBM(EnergyModel):
             self.buffer = ReplayBuffer(size=self.num_chains, sample_shape=self.visible_shape,
                                        reinit_prob=0.0, value_range=self.value_range, seed=seed,
                                        name="persistent_chains")
+        self.hot_chains = None  # the replicas above beta = 1, kept like the buffer
+        if self.temperatures > 1:
+            self.metric_names = RBM.metric_names + ("swap_acceptance",)
+            self.betas = np.linspace(1.0, self.min_beta, self.temperatures).astype("float32")
+            self.hot_chains = self.add_weight(
+                shape=(self.temperatures - 1, self.num_chains, self.num_visible),
+                name="hot_chains", trainable=False,
+                initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=seed))
         self._compiled_gibbs = tf.function(self._gibbs, reduce_retracing=True)
         self.finish_init()
 
@@ -169,15 +189,75 @@ class RBM(EnergyModel):
                                      parallel_iterations=1)
         return v, v_mean
 
+    # --- parallel tempering ---------------------------------------------------------------
+    def joint_energy(self, v, h):
+        """``E(v, h) = -b_v . v - b_h . h - v W h`` for states ``[..., D]`` and ``[..., H]``."""
+        return (-tf.linalg.matvec(v, self.visible_bias) - tf.linalg.matvec(h, self.hidden_bias)
+                - tf.reduce_sum(tf.matmul(v, self.kernel) * h, axis=-1))
+
+    def tempered_gibbs(self, v, betas, steps, seed):
+        """Parallel tempering (replica exchange) of block Gibbs chains.
+
+        ``v``: binary states ``[R, batch, D]``, replica ``r`` at inverse temperature
+        ``betas[r]`` (``p_beta(v, h) ~ exp(-beta E(v, h))``; ``betas[0]`` is 1, the model; hotter
+        replicas mix across modes). Each step runs one Gibbs step in every replica, then
+        proposes to swap the states of adjacent replicas (even pairs on even steps, odd pairs
+        on odd ones), accepted with probability ``min(1, exp((b_r - b_r+1)(E_r - E_r+1)))``.
+        Returns the final states and the swap acceptance rate of each adjacent pair ``[R - 1]``.
+        """
+        betas = tf.convert_to_tensor(betas, self.kernel.dtype)
+        num_replicas = int(betas.shape[0])
+        scale = betas[:, None, None]
+        pair = tf.range(num_replicas - 1)
+        seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+
+        def body(i, v, accepted, proposed):
+            seeds = tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(seed, i), 3)
+            h = bernoulli(tf.sigmoid(scale * self.hidden_logits(v)), seeds[0])
+            v = bernoulli(tf.sigmoid(scale * self.visible_logits(h)), seeds[1])
+            energy = self.joint_energy(v, h)  # [R, batch]
+            log_ratio = (betas[:-1, None] - betas[1:, None]) * (energy[:-1] - energy[1:])
+            uniform = tf.random.stateless_uniform(tf.shape(log_ratio), seeds[2],
+                                                  dtype=log_ratio.dtype)
+            active = tf.cast(pair % 2 == i % 2, log_ratio.dtype)[:, None]  # this step's pairs
+            swap = tf.cast(tf.math.log(uniform) < log_ratio, log_ratio.dtype) * active
+            # Replica r takes r+1's state where pair r swaps, r+1 takes r's.
+            pad = tf.zeros_like(swap[:1])
+            from_above = tf.concat([swap, pad], 0)[..., None]
+            from_below = tf.concat([pad, swap], 0)[..., None]
+            above = tf.concat([v[1:], v[-1:]], 0)
+            below = tf.concat([v[:1], v[:-1]], 0)
+            v = v * (1 - from_above - from_below) + above * from_above + below * from_below
+            return (i + 1, v, accepted + tf.reduce_sum(swap, axis=1),
+                    proposed + tf.reduce_sum(active, axis=1) * tf.cast(tf.shape(v)[1], v.dtype))
+
+        zeros = tf.zeros([num_replicas - 1], self.kernel.dtype)
+        _, v, accepted, proposed = tf.while_loop(
+            lambda i, *_: i < steps, body,
+            (tf.constant(0), tf.convert_to_tensor(v, self.kernel.dtype), zeros, zeros),
+            parallel_iterations=1)
+        return v, accepted / tf.maximum(proposed, 1.0)
+
     # --- sampling ----------------------------------------------------------------------
     def negatives(self, v):
-        """Negative samples for a training step on binary data ``v``."""
+        """Negative samples for a training step on binary data ``v``, and the sampler's own
+        metrics (the swap acceptance of tempered chains)."""
         if not self.persistent:
-            return self.gibbs(v, self.cd_steps, self.next_seed())[0]
-        samples = self.gibbs(self.to_visible(self.buffer.samples), self.cd_steps,
-                             self.next_seed())[0]
+            return self.gibbs(v, self.cd_steps, self.next_seed())[0], {}
+        chains = self.to_visible(self.buffer.samples)
+        sampler_metrics = {}
+        if self.hot_chains is None:
+            samples = self.gibbs(chains, self.cd_steps, self.next_seed())[0]
+        else:
+            replicas = tf.concat([chains[None], tf.round(self.hot_chains)], 0)
+            replicas, acceptance = self.tempered_gibbs(replicas, self.betas, self.cd_steps,
+                                                       self.next_seed())
+            self.hot_chains.assign(replicas[1:])
+            samples = replicas[0]
+            sampler_metrics["swap_acceptance"] = tf.reduce_mean(acceptance)
         self.buffer.update(tf.range(self.num_chains), self.to_images(samples))
-        return samples
+        return samples, sampler_metrics
 
     def generate(self, num_samples, steps=None, seed=0, snapshot_every=0):
         """Images from Gibbs chains started at uniform random binary states.
@@ -230,9 +310,10 @@ class RBM(EnergyModel):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v = self.binarize(x, self.next_seed())
         # The chains are not differentiated through: their end states are constants.
-        negatives = tf.stop_gradient(self.negatives(v))
+        negatives, sampler_metrics = self.negatives(v)
+        negatives = tf.stop_gradient(negatives)
         with tf.GradientTape() as tape:
-            metrics = self.compute_metrics(v, negatives)
+            metrics = dict(self.compute_metrics(v, negatives), **sampler_metrics)
             loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
@@ -251,5 +332,7 @@ class RBM(EnergyModel):
             persistent=self.persistent,
             num_chains=self.num_chains,
             sample_steps=self.sample_steps,
+            temperatures=self.temperatures,
+            min_beta=self.min_beta,
         )
         return config

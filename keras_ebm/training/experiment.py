@@ -45,7 +45,8 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
     if config.model == "rbm":
         return RBM(input_shape, num_hidden=config.rbm_hidden, cd_steps=config.cd_steps,
                    persistent=config.persistent, num_chains=config.batch_size,
-                   sample_steps=config.sample_steps, seed=config.seed)
+                   sample_steps=config.sample_steps, temperatures=config.rbm_temperatures,
+                   min_beta=config.rbm_min_beta, seed=config.seed)
     num_outputs = num_classes if config.model == "jem" else 1
     with distribute.precision(config.mixed_precision):
         network = networks.get_network(

@@ -194,16 +194,63 @@ def test_generate_gives_deterministic_images_in_range_and_snapshots():
     assert set(np.unique(snapshots[0].numpy())) <= {-1.0, 1.0}  # the random binary start
 
 
+def bimodal_rbm(num_visible=10):
+    """Two modes, all units off and all on (one hidden unit turns on only when most visible
+    units are), the second with about 4x the mass: a Gibbs chain started in one never reaches
+    the other."""
+    rbm = RBM((num_visible,), num_hidden=1, persistent=True, num_chains=400, temperatures=8,
+              min_beta=0.05, value_range=(0.0, 1.0), seed=0)
+    rbm.kernel.assign(np.full((num_visible, 1), 6.0, "float32"))
+    rbm.visible_bias.assign(np.full(num_visible, -3.0, "float32"))
+    rbm.hidden_bias.assign(np.array([-28.6], "float32"))
+    return rbm
+
+
+def test_parallel_tempering_finds_both_modes_in_their_exact_proportions():
+    rbm = bimodal_rbm()
+    states, probabilities = exact_probabilities(rbm)
+    exact_on = probabilities[states.sum(axis=1) > 5].sum()
+    exact_active = probabilities @ states.sum(axis=1)  # mean number of units on
+    assert 0.7 < exact_on < 0.9  # a real two-mode target
+    start = np.zeros((rbm.temperatures, 400, 10), "float32")  # every chain in the "off" mode
+    replicas, acceptance = rbm.tempered_gibbs(start, rbm.betas, 300, tf.constant([1, 2]))
+    cold = replicas[0].numpy().sum(axis=1)
+    assert np.mean(cold > 5) == pytest.approx(exact_on, abs=0.07)
+    assert np.mean(cold) == pytest.approx(exact_active, abs=0.7)
+    assert acceptance.shape == (7,) and np.all(acceptance.numpy() > 0.05)
+    single, _ = rbm.gibbs(start[0], 300, tf.constant([1, 2]))
+    assert np.mean(single.numpy().sum(axis=1) > 5) < 0.02  # one chain per start sticks
+
+
+def test_tempered_pcd_trains_reports_swaps_and_keeps_its_replicas(tmp_path):
+    x = toy_data()
+    rbm = RBM((12,), num_hidden=8, persistent=True, num_chains=32, temperatures=3,
+              value_range=(0.0, 1.0), seed=0)
+    before = exact_mean_log_likelihood(rbm, x)
+    rbm.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(0.1, 160, alpha=0.01)))
+    history = rbm.fit(x, batch_size=32, epochs=10, verbose=0, shuffle=False)
+    assert exact_mean_log_likelihood(rbm, x) > before + 2
+    assert 0 < history.history["swap_acceptance"][-1] <= 1
+    rbm.save(tmp_path / "rbm.keras")
+    loaded = keras.saving.load_model(tmp_path / "rbm.keras")
+    np.testing.assert_array_equal(loaded.hot_chains.numpy(), rbm.hot_chains.numpy())
+    assert loaded.temperatures == 3 and loaded.betas[-1] == pytest.approx(0.5)
+
+
 def test_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match="num_hidden must be > 0"):
         RBM((4,), num_hidden=0)
+    with pytest.raises(ValueError, match="pass persistent=True"):
+        RBM((4,), temperatures=3)
     with pytest.raises(ValueError, match="Use ais_log_partition"):
         exact_log_partition(RBM((28, 28, 1), num_hidden=30))
     with pytest.raises(ValueError, match="one per visible unit"):
         ais_log_partition(RBM((4,), num_hidden=2), np.full(5, 0.5))
     for flags, message in ((["--model", "rbm", "--export"], "--export supports"),
                            (["--model", "rbm", "--conditional_sampling"], "RBM has no classes"),
-                           (["--model", "rbm", "--cd_steps", "0"], "--cd_steps must be > 0")):
+                           (["--model", "rbm", "--cd_steps", "0"], "--cd_steps must be > 0"),
+                           (["--model", "rbm", "--rbm_temperatures", "4"], "add --persistent true"),
+                           (["--model", "rbm", "--rbm_min_beta", "1"], "must be in \\(0, 1\\)")):
         with pytest.raises(ValueError, match=message):
             config_lib.from_args(flags)
 
