@@ -161,6 +161,9 @@ class Config:
     ais_runs: int = option(100, "RBM: AIS runs for the test log-likelihood", "evaluation")
     ais_betas: int = option(14500, "RBM: AIS inverse temperatures (Salakhutdinov & Murray 2008)",
                             "evaluation")
+    ais_reverse_images: int = option(
+        200, "RBM: test images also scored by reverse annealing (RAISE, a conservative estimate "
+        "that with AIS brackets their log-likelihood; 0: off)", "evaluation")
     # Devices (README: Multiple devices and machines)
     strategy: str = option("auto", "auto (mirrored with 2+ GPUs), default, mirrored or "
                            "multiworker (TF_CONFIG)", "distribution", STRATEGIES)
@@ -209,7 +212,7 @@ class Config:
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
+        non_negative = ("ais_reverse_images", "langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
                         "real_noise", "ce_weight", "px_weight", "sample_every", "validation_size",
                         "shift", "refine_steps")
         for name in non_negative:

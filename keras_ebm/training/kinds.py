@@ -77,10 +77,16 @@ def _evaluate_likelihood(model, splits, config, run_dir):
     results = evaluate_log_likelihood(
         model, data.preprocess(splits.x_test[:config.eval_num_test], config.pad),
         data.preprocess(splits.x_train.mean(axis=0, keepdims=True), config.pad),
-        num_runs=config.ais_runs, num_betas=config.ais_betas, seed=config.seed)
+        num_runs=config.ais_runs, num_betas=config.ais_betas, seed=config.seed,
+        reverse_images=config.ais_reverse_images)
     files.write_json(os.path.join(run_dir, "log_likelihood.json"), results)
     log.info("Test log-likelihood %.2f nats (log Z %.2f +- %.2f)", results["log_likelihood"],
              results["log_z"], results["log_z_std"])
+    if "reverse" in results:
+        reverse = results["reverse"]
+        log.info("First %d test images: reverse annealing %.2f <= log-likelihood <= forward AIS "
+                 "%.2f nats (gap %.2f)", reverse["num_images"], reverse["log_likelihood_reverse"],
+                 reverse["log_likelihood_forward"], reverse["gap"])
 
 
 @dataclasses.dataclass(frozen=True)

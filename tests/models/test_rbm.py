@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_ebm import config as config_lib
 from keras_ebm.evaluation.likelihood import (ais_log_partition, all_binary_states,
+                                             raise_log_likelihood,
                                              evaluate_log_likelihood, exact_log_partition)
 from keras_ebm.models.rbm import RBM
 
@@ -194,6 +195,22 @@ def test_generate_gives_deterministic_images_in_range_and_snapshots():
     assert set(np.unique(snapshots[0].numpy())) <= {-1.0, 1.0}  # the random binary start
 
 
+def test_reverse_annealing_is_conservative_and_with_forward_ais_brackets_the_exact_value():
+    rbm = random_rbm(num_visible=12, num_hidden=8)
+    states, probabilities = exact_probabilities(rbm)
+    rows = np.random.default_rng(0).choice(len(states), 200, p=probabilities / probabilities.sum())
+    v = states[rows]  # exact draws from the RBM: the annealing model cannot score them higher
+    exact = float(np.mean(np.log(probabilities[rows])))
+    data_mean = np.full(12, 0.5)
+    estimates = {num_betas: float(np.mean(raise_log_likelihood(rbm, v, data_mean, num_betas)))
+                 for num_betas in (20, 200, 2000)}
+    assert estimates[20] < estimates[200] < estimates[2000] <= exact + 0.02
+    assert estimates[20] < exact - 0.5 and estimates[2000] > exact - 0.15
+    log_z = ais_log_partition(rbm, data_mean, num_runs=100, num_betas=2000).log_z
+    forward = float(np.mean(rbm.log_likelihood(tf.constant(v, tf.float32), log_z)))
+    assert estimates[2000] <= exact <= forward + 0.05 and forward - estimates[2000] < 0.2
+
+
 def bimodal_rbm(num_visible=10):
     """Two modes, all units off and all on (one hidden unit turns on only when most visible
     units are), the second with about 4x the mass: a Gibbs chain started in one never reaches
@@ -263,7 +280,7 @@ def test_train_py_rbm_writes_the_run_directory_and_the_ais_log_likelihood(tmp_pa
          "--out", str(run_dir), "--subset", "256", "--validation_size", "64", "--epochs", "1",
          "--batch_size", "64", "--rbm_hidden", "16", "--sample_steps", "2",
          "--final_sample_steps", "4", "--ais_runs", "8", "--ais_betas", "50",
-         "--eval_num_test", "100", "--verbose", "2"],
+         "--ais_reverse_images", "20", "--eval_num_test", "100", "--verbose", "2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("config.json", "train.log", "metrics.csv", "test_metrics.json",
@@ -278,5 +295,9 @@ def test_train_py_rbm_writes_the_run_directory_and_the_ais_log_likelihood(tmp_pa
     report = json.loads((run_dir / "log_likelihood.json").read_text())
     # 784 pixels: a barely trained RBM sits between a perfect model and coin flips.
     assert -784 * np.log(2) < report["log_likelihood"] < 0 and report["num_images"] == 100
+    reverse = report["reverse"]
+    assert reverse["num_images"] == 20 and reverse["log_likelihood_reverse"] < 0
+    assert reverse["gap"] == pytest.approx(reverse["log_likelihood_forward"]
+                                           - reverse["log_likelihood_reverse"])
     loaded = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
     assert isinstance(loaded, RBM) and loaded.num_hidden == 16 and loaded.persistent
