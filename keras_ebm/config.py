@@ -108,6 +108,8 @@ class Config:
                        "training")
     beta_1: float = option(0.9, "Adam beta_1 (JEM uses 0.9; the UvA EBM tutorial 0.0)",
                            "training")
+    weight_decay: float = option(0.0, "decoupled weight decay of the weights (AdamW; biases "
+                                 "excluded; the RBM literature's weight cost)", "training")
     ema: float = option(0.0, "momentum of a moving average of the weights that replaces them "
                         "after training (e.g. 0.995; 0: off)", "training")
     real_noise: float = option(0.005, "std of Gaussian noise added to real images", "training")
@@ -212,7 +214,7 @@ class Config:
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("ais_reverse_images", "langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
+        non_negative = ("ais_reverse_images", "weight_decay", "langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
                         "real_noise", "ce_weight", "px_weight", "sample_every", "validation_size",
                         "shift", "refine_steps")
         for name in non_negative:

@@ -85,7 +85,10 @@ def compile_model(model, config, steps_per_epoch):
             config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01)
     schedule = state.ScaledSchedule(decay)  # the divergence guard lowers its scale after a rollback
     ema = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}
-    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999, **ema)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=0.999,
+                                      weight_decay=config.weight_decay or None, **ema)
+    if config.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
     if config.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer)

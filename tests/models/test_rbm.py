@@ -16,6 +16,7 @@ from keras_ebm.evaluation.likelihood import (ais_log_partition, all_binary_state
                                              raise_log_likelihood,
                                              evaluate_log_likelihood, exact_log_partition)
 from keras_ebm.models.rbm import RBM
+from keras_ebm.training import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -301,3 +302,16 @@ def test_train_py_rbm_writes_the_run_directory_and_the_ais_log_likelihood(tmp_pa
                                            - reverse["log_likelihood_reverse"])
     loaded = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
     assert isinstance(loaded, RBM) and loaded.num_hidden == 16 and loaded.persistent
+
+
+def test_weight_decay_shrinks_the_weights_and_spares_the_biases():
+    config = config_lib.Config(model="rbm", weight_decay=0.5, lr=0.1, epochs=1).validate()
+    rbm = random_rbm(num_visible=6, num_hidden=3)
+    experiment.compile_model(rbm, config, steps_per_epoch=1)
+    before = [w.numpy() for w in rbm.trainable_weights]
+    rbm.optimizer.apply([tf.zeros_like(w) for w in rbm.trainable_weights], rbm.trainable_weights)
+    for weight, old in zip(rbm.trainable_weights, before):
+        shrink = 1.0 if "bias" in weight.name else 1 - 0.1 * 0.5
+        np.testing.assert_allclose(weight.numpy(), shrink * old, rtol=1e-5, err_msg=weight.name)
+    with pytest.raises(ValueError, match="--weight_decay must be >= 0"):
+        config_lib.Config(weight_decay=-1.0).validate()
