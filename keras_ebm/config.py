@@ -74,7 +74,9 @@ class Config:
     rbm_min_beta: float = option(0.5, "RBM: inverse temperature of the hottest replica, in (0, 1)",
                                  "model")
     # Langevin sampler and replay buffer
-    langevin_steps: int = option(20, "Langevin steps per training iteration", "sampler")
+    langevin_steps: typing.Optional[int] = option(
+        None, "Langevin steps per training iteration (default: 10 with class_gaussian starts, "
+        "else 20)", "sampler")
     langevin_alpha: float = option(10.0, "Langevin step size", "sampler")
     langevin_sigma: float = option(0.005, "Langevin noise std (sgld parameterisation)",
                                    "sampler")
@@ -97,7 +99,7 @@ class Config:
                                          "random y, the rest from E(x) (the flag alone: 1)",
                                          "sampler", flag_alone=1.0)
     # Optimisation
-    epochs: int = option(8, "passes over the training images (an upper bound with "
+    epochs: int = option(15, "passes over the training images (an upper bound with "
                          "--budget_minutes)", "training")
     budget_minutes: typing.Optional[float] = option(
         None, "stop after this much compute (process CPU minutes / usable cores); the learning "
@@ -125,12 +127,11 @@ class Config:
     sample_every: int = option(1, "write sample grids every N epochs (0: only at the end)",
                                "output")
     sample_steps: typing.Optional[int] = option(
-        None, "Langevin steps of the sample grids' chains (default: 100 with class_gaussian "
+        None, "Langevin steps of the sample grids' chains (default: 50 with class_gaussian "
         "starts, else 200)", "output")
     final_sample_steps: typing.Optional[int] = option(
-        None, "Langevin steps of the final grids' chains (default: 100 with class_gaussian "
-        "starts, else 500)",
-                                     "output")
+        None, "Langevin steps of the final grids' chains (default: 50 with class_gaussian "
+        "starts, else 500)", "output")
     tensorboard: bool = option(False, "also write TensorBoard logs to <run dir>/tensorboard",
                                "output")
     export: bool = option(False, "also export a SavedModel with named endpoints to "
@@ -155,7 +156,7 @@ class Config:
     eval_samples: int = option(500, "unconditional samples per seed for the evaluation",
                                "evaluation")
     eval_steps: typing.Optional[int] = option(
-        None, "Langevin steps of the evaluation's sample chains (default: 100 with "
+        None, "Langevin steps of the evaluation's sample chains (default: 50 with "
         "class_gaussian starts, else 500; chosen on validation FID)", "evaluation")
     eval_num_test: int = option(10000, "test images used by the evaluation", "evaluation")
     eval_warm_start: float = option(0.8, "also score conditional chains that run this share of "
@@ -183,9 +184,10 @@ class Config:
         if self.chain_start is None:
             self.chain_start = "class_gaussian" if self.model == "jem" and not toy else "uniform"
         informative = self.chain_start == "class_gaussian"
-        for name, with_start, without in (("refine_steps", 50, 0), ("sample_steps", 100, 200),
-                                          ("final_sample_steps", 100, 500),
-                                          ("eval_steps", 100, 500)):
+        for name, with_start, without in (("langevin_steps", 10, 20), ("refine_steps", 50, 0),
+                                          ("sample_steps", 50, 200),
+                                          ("final_sample_steps", 50, 500),
+                                          ("eval_steps", 50, 500)):
             if getattr(self, name) is None:
                 setattr(self, name, with_start if informative else without)
 

@@ -94,3 +94,15 @@ def test_library_messages_reach_the_command_line_in_flag_terms(tmp_path, capsys)
     assert train_cli.main(["--data_file", missing, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert f"Data file not found: {missing}" in err and "or pass --data_file PATH" in err
+
+
+def test_the_default_recipe_depends_on_where_chains_start():
+    jem = config_lib.from_args([])
+    assert (jem.chain_start, jem.langevin_steps, jem.refine_steps, jem.eval_steps,
+            jem.sample_steps, jem.epochs) == ("class_gaussian", 10, 50, 50, 50, 15)
+    uniform = config_lib.from_args(["--chain_start", "uniform"])
+    assert (uniform.langevin_steps, uniform.refine_steps, uniform.eval_steps) == (20, 0, 500)
+    ebm = config_lib.from_args(["--model", "ebm"])
+    assert (ebm.chain_start, ebm.langevin_steps) == ("uniform", 20)
+    chosen = config_lib.from_args(["--langevin_steps", "30", "--eval_steps", "70"])
+    assert (chosen.langevin_steps, chosen.eval_steps) == (30, 70)
