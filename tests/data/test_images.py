@@ -85,7 +85,7 @@ def test_shift_translates_each_image_by_whole_pixels_within_bounds():
 
 
 def test_missing_file_gives_a_clear_error(tmp_path):
-    with pytest.raises(data.DataError, match="Data file not found.*--data_file"):
+    with pytest.raises(data.DataError, match="Data file not found.*pass data_file=PATH"):
         data.load_dataset(data_file=str(tmp_path / "nope.npz"))
 
 
