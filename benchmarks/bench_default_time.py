@@ -4,8 +4,9 @@
 
 Runs ``train.py`` with each recipe below for each of two numbers of epochs, in fresh
 processes one after the other on the same machine, evaluation off, and measures the CPU time
-each process used (divided by its usable cores, as the frontier budget counts it: other work
-on the machine does not change it). The difference between the two runs is the cost of the
+each process used (divided by its usable cores, as the frontier budget counts it). Run it
+with nothing else on the machine: TensorFlow's threads spin while they wait, so a shared
+machine inflates CPU time. The difference between the two runs is the cost of the
 extra epochs; the rest is the recipe's fixed cost (start-up, fitting chain starts, the final
 sample grids). From the two it projects each recipe's full run (its own number of epochs)
 and prints the ratio of the current default to the earlier one; appends the table to
@@ -94,8 +95,9 @@ def main(argv=None):
             f"\n## Default training time against the earlier default ({time.strftime('%Y-%m-%d %H:%M')})\n\n"
             f"Command: `python benchmarks/bench_default_time.py --epochs {few} {many}` "
             f"(each recipe run for {few} and for {many} epochs in fresh processes, one after "
-            "the other, evaluation off; CPU time of the training process / usable cores, which "
-            "other work on the machine does not change; per-epoch and fixed cost from the two, "
+            "the other, evaluation off; CPU time of the training process / usable cores, with "
+            "nothing else running (TensorFlow's threads spin while they wait, so a shared "
+            "machine inflates it); per-epoch and fixed cost from the two, "
             f"full runs projected from them). Machine: {machine()}.\n\n"
             + "\n".join(lines) + f"\n\n{summary}.\n")
     return 0
