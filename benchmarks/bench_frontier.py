@@ -6,8 +6,9 @@
 
 A cell runs ``train.py`` with ``--budget_minutes BUDGET --seed SEED`` and the recipe's
 flags into ``benchmarks/runs/frontier/<recipe>-b<budget>-s<seed>`` (the budget counts the
-training process's CPU time divided by its usable cores, so other work on the machine does
-not change a cell's result; the wall time is recorded beside it). The run ends with
+training process's CPU time divided by its usable cores, so other work on the machine changes
+a cell's result far less than wall time would, though TensorFlow's spinning threads burn some
+budget on a shared machine; the wall time is recorded beside it). The run ends with
 ``keras_ebm.evaluation.report`` on its final weights; the cell's figures are written to
 ``benchmarks/frontier/<cell>.json``. ``table`` writes the mean and spread over seeds of every
 recorded (recipe, budget) to ``benchmarks/RESULTS.md`` and the frontier figure to

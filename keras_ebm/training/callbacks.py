@@ -254,7 +254,8 @@ def usable_cores():
 
 class ComputeBudget(keras.callbacks.Callback):
     """Stop training once ``minutes`` of compute are spent, counted as the process's CPU
-    time divided by its usable cores (other work on the machine does not change it).
+    time divided by its usable cores (other work on the machine changes it far less than wall
+    time, though TensorFlow's threads spin while they wait, so sharing the cores costs some).
 
     ``progress`` (a variable, e.g. :class:`~keras_ebm.training.state.BudgetCosineDecay`'s) receives
     the share spent after every batch; a resumed run continues from its saved value.
