@@ -34,7 +34,7 @@ RECIPES = {
     # The default of train.py until 2026-12-02 (cells recorded then as "default").
     "uniform": ["--chain_start", "uniform"],
     "ema": ["--chain_start", "uniform", "--ema", "0.995"],
-    # The default of train.py since 2026-12-02 (spelled out, so the cells keep their meaning).
+    # The default of train.py for part of 2026-12-02 (spelled out, so the cells keep their meaning).
     # Chains start from class Gaussians fitted to the training images (buffer restarts and
     # samples); samples: 100 Langevin steps, then 50 noise-free ones (chosen by the FID of
     # samples against validation images: 50 / 100 / 150 / 200 / 300 / 450 steps gave
@@ -42,6 +42,7 @@ RECIPES = {
     # stays within 1.2x).
     "informative": ["--chain_start", "class_gaussian", "--refine_steps", "50",
                     "--eval_steps", "100"],
+    # informative-k10 is the default of train.py since the end of 2026-12-02 (15 epochs).
     # informative with half (a quarter) of the Langevin steps per training iteration
     # (SADA-JEM and M-EBM train with K = 5): more epochs for the same budget. Samples: 50
     # steps + 50 noise-free (validation FID 40 / 28 / 27 / 29 / 35 at 25 / 50 / 75 / 100 / 150
