@@ -41,7 +41,7 @@ RECIPES = {
     # 56 / 41 / 39 / 41 / 46 / 56 on informative-b15-s1; 100 is the longest chain whose 3x
     # stays within 1.2x).
     "informative": ["--chain_start", "class_gaussian", "--refine_steps", "50",
-                    "--eval_steps", "100"],
+                    "--eval_steps", "100", "--langevin_steps", "20"],
     # informative-k10 is the default of train.py since the end of 2026-12-02 (15 epochs).
     # informative with half (a quarter) of the Langevin steps per training iteration
     # (SADA-JEM and M-EBM train with K = 5): more epochs for the same budget. Samples: 50
