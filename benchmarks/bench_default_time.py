@@ -35,11 +35,9 @@ RECIPES = {
 }
 
 
-def usable_cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
 def time_recipe(flags, epochs, out_dir):
+    from keras_ebm.training.callbacks import usable_cores  # the budget's own count
+
     """CPU seconds (per usable core), wall seconds and fit seconds of a run of ``epochs``."""
     command = [sys.executable, "train.py", "--out", out_dir, "--epochs", str(epochs),
                "--evaluate", "false", "--sample_every", "0", "--verbose", "2", *flags]
@@ -92,7 +90,8 @@ def main(argv=None):
     print("\n".join(lines) + "\n\n" + summary)
     if args.record:
         append_results(
-            f"\n## Default training time against the earlier default ({time.strftime('%Y-%m-%d %H:%M')})\n\n"
+            "\n## Default training time against the earlier default "
+            f"({time.strftime('%Y-%m-%d %H:%M')})\n\n"
             f"Command: `python benchmarks/bench_default_time.py --epochs {few} {many}` "
             f"(each recipe run for {few} and for {many} epochs in fresh processes, one after "
             "the other, evaluation off; CPU time of the training process / usable cores, with "

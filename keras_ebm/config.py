@@ -216,7 +216,8 @@ class Config:
         for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"--{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("ais_reverse_images", "weight_decay", "langevin_steps", "langevin_sigma", "grad_clip", "pad", "reg_weight",
+        non_negative = ("ais_reverse_images", "weight_decay", "langevin_steps", "langevin_sigma",
+                        "grad_clip", "pad", "reg_weight",
                         "real_noise", "ce_weight", "px_weight", "sample_every", "validation_size",
                         "shift", "refine_steps")
         for name in non_negative:

@@ -12,7 +12,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else PATH
     splits = data.load_dataset("mnist", validation_size=0)
-    judge, accuracy = train_reference_classifier(splits)
+    judge, accuracy, _ = train_reference_classifier(splits)
     with files.atomic_path(path, suffix=".keras") as tmp:
         judge.save(tmp)
     print(f"Reference classifier test accuracy {accuracy:.4f}; saved {path}")

@@ -75,14 +75,9 @@ def ais_log_partition(rbm, data_mean, num_runs=100, num_betas=14500, seed=0):
         num_betas: number of inverse temperatures (see :func:`ais_betas`).
         seed: integer seed.
     """
-    base_bias = base_rate_logits(data_mean)
-    if base_bias.shape != (rbm.num_visible,):
-        raise ValueError(f"data_mean must have {rbm.num_visible} entries (one per visible unit), "
-                         f"got {base_bias.size}.")
-    log_z_base = np.logaddexp(0, base_bias).sum() + rbm.num_hidden * np.log(2.0)
-    kernel, b_v, b_h = (tf.constant(w.numpy(), tf.float64)
-                        for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias))
-    log_weights = _ais_log_weights(kernel, b_v, b_h, tf.constant(base_bias),
+    kernel, b_v, b_h, base_bias = _path_parameters(rbm, data_mean)
+    log_z_base = np.logaddexp(0, base_bias.numpy()).sum() + rbm.num_hidden * np.log(2.0)
+    log_weights = _ais_log_weights(kernel, b_v, b_h, base_bias,
                                    tf.constant(ais_betas(num_betas)), tf.constant(int(num_runs)),
                                    tf.constant([seed, 1], tf.int64)).numpy()
     log_mean_weight = np.logaddexp.reduce(log_weights) - np.log(num_runs)
@@ -123,18 +118,25 @@ def raise_log_likelihood(rbm, v, data_mean, num_betas=14500, num_runs=1, seed=0)
     high in expectation, it brackets the log-likelihood. ``num_runs`` reverse chains per row are
     averaged (in probability).
     """
+    kernel, b_v, b_h, base_bias = _path_parameters(rbm, data_mean)
+    v = tf.repeat(tf.constant(np.asarray(v), tf.float64), int(num_runs), axis=0)
+    log_w = _raise_log_weights(kernel, b_v, b_h, base_bias,
+                               tf.constant(ais_betas(num_betas)), v,
+                               tf.constant([seed, 3], tf.int64)).numpy()
+    log_w = log_w.reshape(-1, int(num_runs))
+    return np.logaddexp.reduce(log_w, axis=1) - np.log(num_runs)
+
+
+def _path_parameters(rbm, data_mean):
+    """The RBM's weights and the base-rate model's visible biases (from ``data_mean``, one
+    per visible unit), float64 tensors: the ends of the annealing path."""
     base_bias = base_rate_logits(data_mean)
     if base_bias.shape != (rbm.num_visible,):
         raise ValueError(f"data_mean must have {rbm.num_visible} entries (one per visible unit), "
                          f"got {base_bias.size}.")
     kernel, b_v, b_h = (tf.constant(w.numpy(), tf.float64)
                         for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias))
-    v = tf.repeat(tf.constant(np.asarray(v), tf.float64), int(num_runs), axis=0)
-    log_w = _raise_log_weights(kernel, b_v, b_h, tf.constant(base_bias),
-                               tf.constant(ais_betas(num_betas)), v,
-                               tf.constant([seed, 3], tf.int64)).numpy()
-    log_w = log_w.reshape(-1, int(num_runs))
-    return np.logaddexp.reduce(log_w, axis=1) - np.log(num_runs)
+    return kernel, b_v, b_h, tf.constant(base_bias)
 
 
 def _annealing_path(kernel, b_v, b_h, base_bias):

@@ -58,7 +58,7 @@ def train_reference_classifier(splits, epochs=12, seed=0, verbose=2, min_steps=1
     """Train a judge on ``splits``' training and validation images (inputs in [-1, 1],
     shifted by up to 2 pixels) for ``epochs``, or more on small datasets: at least
     ``min_steps`` batches, which batch norm's running statistics need; return it,
-    uncompiled, and its test accuracy."""
+    uncompiled, its test accuracy and the epochs it trained."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     images = np.concatenate([splits.x_train, splits.x_val])
@@ -76,7 +76,13 @@ def train_reference_classifier(splits, epochs=12, seed=0, verbose=2, min_steps=1
     _, accuracy = model.evaluate(test, verbose=0)
     judge = build_classifier(splits.image_shape, splits.num_classes)  # no optimizer state
     judge.set_weights(model.get_weights())
-    return judge, float(accuracy)
+    return judge, float(accuracy), epochs
+
+
+def judges(classifier, splits):
+    """Whether ``classifier`` reads ``splits``' images and classes."""
+    return (tuple(classifier.input_shape[1:]) == tuple(splits.image_shape)
+            and classifier.output_shape[-1] == splits.num_classes)
 
 
 def for_dataset(splits, cache_path, epochs=12, seed=0):
@@ -88,11 +94,11 @@ def for_dataset(splits, cache_path, epochs=12, seed=0):
         return load_reference_classifier()
     if os.path.isfile(cache_path):
         judge = keras.saving.load_model(cache_path)
-        if tuple(judge.input_shape[1:]) == shape and judge.output_shape[-1] == classes:
+        if judges(judge, splits):
             return judge
-    log.info("Training a reference classifier for %s images of %d classes (%d epochs)...",
-             "x".join(map(str, shape)), classes, epochs)
-    judge, accuracy = train_reference_classifier(splits, epochs=epochs, seed=seed)
+    log.info("Training a reference classifier for %s images of %d classes...",
+             "x".join(map(str, shape)), classes)
+    judge, accuracy, epochs = train_reference_classifier(splits, epochs=epochs, seed=seed)
     log.info("Reference classifier test accuracy %.4f; kept at %s", accuracy, cache_path)
     os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
     with files.atomic_path(cache_path, suffix=".keras") as tmp:

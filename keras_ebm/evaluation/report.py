@@ -152,8 +152,7 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
     num_classes = splits.num_classes
     if classifier is None:
         classifier = reference.for_dataset(splits, os.path.join(out_dir, "reference_classifier.keras"))
-    if (tuple(classifier.input_shape[1:]) != tuple(splits.image_shape)
-            or classifier.output_shape[-1] != num_classes):
+    if not reference.judges(classifier, splits):
         raise ValueError(f"The classifier judges {classifier.input_shape[1:]} images of "
                          f"{classifier.output_shape[-1]} classes; these data are "
                          f"{tuple(splits.image_shape)} images of {num_classes} classes. Pass "
