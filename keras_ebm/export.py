@@ -135,8 +135,6 @@ def load_for_export(path, accepted=None):
     run's own evaluation scored), else ``best.keras``. ``accepted``: the model classes this
     caller can use (default: EBMs, JEM included).
     """
-    import keras_ebm  # noqa: F401  (registers the model classes)
-
     pad = 0
     if os.path.isdir(path):
         config_path = os.path.join(path, "config.json")

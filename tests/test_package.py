@@ -31,6 +31,47 @@ def test_importing_keras_ebm_keeps_tensorflows_start_up_lines_off_the_terminal(t
                 if line[:5] in ("I0000", "W0000", "E0000") or "absl::InitializeLog" in line], out.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "tune"])
+def test_help_answers_without_importing_tensorflow(command):
+    probe = (f"import sys\ntry:\n    sys.argv = ['keras-ebm', '{command}', '--help']\n"
+             "    import runpy; runpy.run_module('keras_ebm', run_name='__main__')\n"
+             "except SystemExit as exit_:\n    assert exit_.code == 0, exit_.code\n"
+             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert "--help" in out.stdout
+    assert out.stdout.split()[-2:] == ["False", "False"]
+
+
+REGISTERED = "keras_ebm>EBM keras_ebm>JEM keras_ebm>RBM keras_ebm>ScoreMatching".split()
+
+
+@pytest.mark.parametrize("first_import", [
+    "import keras_ebm",  # then keras
+    "import keras_ebm, tensorflow",
+    "import keras, keras_ebm",
+    "from keras_ebm.samplers.langevin import LangevinSampler",  # a module that needs TensorFlow
+    "from keras_ebm import config",
+])
+def test_keras_reads_keras_ebm_models_whoever_imports_tensorflow_first(first_import):
+    probe = (f"{first_import}\nimport keras\n"
+             "print(*[name for name in " + repr(REGISTERED) + "\n"
+             "        if keras.saving.get_registered_object(name) is not None])")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == REGISTERED, out.stderr[-2000:]
+
+
+def test_public_names_resolve_on_first_use():
+    import keras_ebm
+
+    for name in keras_ebm.__all__:
+        assert getattr(keras_ebm, name).__name__ == name
+        assert name in dir(keras_ebm)
+    with pytest.raises(AttributeError, match="no attribute 'Sampler'"):
+        keras_ebm.Sampler  # noqa: B018
+
+
 def test_the_package_installs_with_its_data_and_command():
     from importlib import metadata
 
@@ -47,7 +88,7 @@ def test_the_package_installs_with_its_data_and_command():
 
 
 LAYERS = [  # a module may import only from its own layer or lower ones
-    {"config", "files", "distribute", "plotting"},
+    {"config", "files", "distribute", "plotting", "startup"},
     {"data", "samplers"},
     {"models"},
     {"evaluation", "export", "restoration"},

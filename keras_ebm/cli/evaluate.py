@@ -7,17 +7,12 @@ import os
 import sys
 
 from keras_ebm import config as config_lib
-from keras_ebm import data
-from keras_ebm.evaluation.report import __doc__ as REPORT_DOC
-from keras_ebm.evaluation.report import evaluate_model, format_table
-from keras_ebm.export import ExportError, load_for_export
-from keras_ebm.models.ebm import EBM
-from keras_ebm.models.score_matching import ScoreMatching
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras-ebm evaluate",
-                                     description=REPORT_DOC.splitlines()[0])
+                                     description="How good is a trained EBM? Calibration, OOD "
+                                                 "detection and sample quality in one call.")
     parser.add_argument("model", help="a run directory (its final weights, checkpoints/last.keras) "
                                       "or a .keras file")
     parser.add_argument("--out", help="where to write (default: <run dir>/evaluation, else beside "
@@ -36,6 +31,12 @@ def main(argv=None):
     parser.add_argument("--warm_start", type=float, default=0.8,
                         help="also score conditional chains that run this share of their steps on E(x) first")
     args = parser.parse_args(argv)
+    from keras_ebm import data  # after parsing: --help stays quick
+    from keras_ebm.evaluation.report import evaluate_model, format_table
+    from keras_ebm.export import ExportError, load_for_export
+    from keras_ebm.models.ebm import EBM
+    from keras_ebm.models.score_matching import ScoreMatching
+
     try:
         if args.samples < 10 or (args.steps is not None and args.steps < 0) or args.num_test < 10:
             raise ExportError("--samples and --num_test must be >= 10 and --steps >= 0")

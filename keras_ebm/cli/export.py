@@ -4,8 +4,6 @@ endpoints (:mod:`keras_ebm.export`)."""
 import argparse
 import sys
 
-from keras_ebm.export import ExportError, export_model, load_for_export
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -17,6 +15,8 @@ def main(argv=None):
     parser.add_argument("--pad", type=int, default=None,
                         help="padding the model was trained with (default: from the run's config.json)")
     args = parser.parse_args(argv)
+    from keras_ebm.export import ExportError, export_model, load_for_export  # --help stays quick
+
     try:
         model, pad = load_for_export(args.model)
         export_model(model, args.out_dir, pad=pad if args.pad is None else args.pad)

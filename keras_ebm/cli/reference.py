@@ -2,15 +2,21 @@
 judges samples (:mod:`keras_ebm.evaluation.reference`) and save it, without its optimizer,
 to ``PATH`` (default: the copy that ships in the package)."""
 
+import argparse
 import sys
-
-from keras_ebm import data, files
-from keras_ebm.evaluation.reference import PATH, train_reference_classifier
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else PATH
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_ebm.cli.reference",
+        description="Train the MNIST reference classifier that judges samples (deterministic).")
+    parser.add_argument("path", nargs="?", default=None,
+                        help="the .keras file to write (default: the copy that ships in the package)")
+    args = parser.parse_args(argv)
+    from keras_ebm import data, files  # after parsing: --help stays quick
+    from keras_ebm.evaluation.reference import PATH, train_reference_classifier
+
+    path = args.path or PATH
     splits = data.load_dataset("mnist", validation_size=0)
     judge, accuracy, _ = train_reference_classifier(splits)
     with files.atomic_path(path, suffix=".keras") as tmp:

@@ -12,9 +12,6 @@ import sys
 import time
 
 from keras_ebm import config as config_lib
-from keras_ebm import data
-from keras_ebm.training import experiment, tuning
-from keras_ebm.training.run_dir import create_run_dir, setup_logging
 
 TUNING_FLAGS = ("max_trials", "samples_per_class", "score_steps")
 
@@ -22,12 +19,16 @@ TUNING_FLAGS = ("max_trials", "samples_per_class", "score_steps")
 def main(argv=None):
     parser = config_lib.build_parser()
     parser.description = "Search JEM hyperparameters with keras-tuner (objective: val_hybrid)."
-    parser.add_argument("--max_trials", type=int, default=4)
+    parser.add_argument("--max_trials", type=int, default=4, help="hyperparameter sets to train")
     parser.add_argument("--samples_per_class", type=int, default=10,
                         help="class-conditional samples per class for the generation score")
     parser.add_argument("--score_steps", type=int, default=100,
                         help="Langevin steps from noise for the generation score")
     args = vars(parser.parse_args(argv))
+    from keras_ebm import data  # after parsing: --help stays quick
+    from keras_ebm.training import experiment, tuning
+    from keras_ebm.training.run_dir import create_run_dir, setup_logging
+
     search_args = {k: args.pop(k) for k in TUNING_FLAGS}
     try:
         if min(search_args.values()) <= 0:
