@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sampler.py [--networks cnn cnn_wide] [--batch_sizes 32 128 512]
                                        [--steps 20 60] [--repeats 3] [--threads N] [--no_record]
+    python benchmarks/bench_sampler.py --scaling   # keras_ebm against batch and image size
 
 For each network, batch size and chain length, in one run and interleaved
 (keras_ebm, eager, torch, torch channels-last, keras_ebm, ...), it times one
@@ -412,6 +413,54 @@ def main(networks_, batch_sizes, steps_list, repeats, threads, record, bfloat16=
         print(f"Appended to benchmarks/RESULTS.md; figure {figure}.")
 
 
+SCALING_BATCHES = (32, 64, 128, 256, 512, 1024)  # on 28x28x1
+SCALING_SHAPES = ((28, 28, 1), (32, 32, 3), (64, 64, 3))  # at batch 128
+
+
+def scaling(steps, repeats, threads, record):
+    """keras_ebm's sampler on ``cnn_wide`` (built for each image shape): image-steps/s and the
+    share of the measured conv peak, against the batch size and against the image size."""
+    threads = set_threads(threads)
+    peaks = roofline.measure_peaks()
+    cells = [(SCALING_SHAPES[0], b) for b in SCALING_BATCHES]
+    cells += [(shape, 128) for shape in SCALING_SHAPES[1:]]
+    rows = []
+    for shape, batch_size in cells:
+        plain = networks.get_network("cnn_wide", input_shape=shape, num_outputs=10,
+                                     space_to_depth=False)
+        flops = roofline.langevin_step_flops(
+            lambda x: -tf.reduce_logsumexp(plain(x), axis=-1), shape)[0]
+        keras.utils.set_random_seed(0)
+        network = networks.get_network("cnn_wide", input_shape=shape, num_outputs=10)
+        energy = lambda x, network=network: -tf.reduce_logsumexp(network(x), axis=-1)  # noqa: E731
+        x0 = tf.random.uniform((batch_size,) + shape, -1.0, 1.0)
+        sampler = LangevinSampler(steps=steps, step_size=STEP_SIZE, noise_scale=NOISE,
+                                  grad_clip=CLIP)
+
+        def chain():
+            sampler(energy, x0, seed=[0, 1]).numpy()
+
+        rate = batch_size * steps / interleaved({"chain": chain}, repeats)["chain"]
+        achieved = rate * flops
+        rows.append(f"| {'x'.join(map(str, shape))} | {batch_size} | {flops / 1e6:.2f} | "
+                    f"{rate:,.0f} | {achieved / 1e9:.1f} | {achieved / peaks['conv2d']:.0%} |")
+        print(rows[-1], flush=True)
+    section = "\n".join([
+        f"\n## Langevin sampler scaling: batch and image size ({time.strftime('%Y-%m-%d %H:%M')})\n",
+        f"Command: `python benchmarks/bench_sampler.py --scaling --steps {steps} --repeats {repeats}"
+        + (f" --threads {threads}" if threads != os.cpu_count() else "") + "`\n",
+        f"Machine: {machine()}, CPU only. keras_ebm's `LangevinSampler` on `cnn_wide` built for "
+        f"each image shape (10 logits, JEM energy), {steps} steps, median of {repeats} chains. "
+        "MFLOP per image-step counted by the TensorFlow profiler (plain first convolution). "
+        f"Measured peaks in this run: conv2d {peaks['conv2d'] / 1e9:.1f} GFLOP/s, matmul "
+        f"{peaks['matmul'] / 1e9:.1f} GFLOP/s.\n",
+        "| image | batch | MFLOP / image-step | image-steps/s | GFLOP/s | share of the conv peak |",
+        "|---|---|---|---|---|---|", *rows]) + "\n"
+    print(section)
+    if record:
+        append_results(section)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
@@ -428,6 +477,9 @@ if __name__ == "__main__":
                         help="A/B the speed options in ABLATIONS on the first network, batch and "
                              "steps instead (each in its own process)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --ablations")
+    parser.add_argument("--scaling", action="store_true",
+                        help="keras_ebm alone on cnn_wide: batch 32-1024 on 28x28x1, and "
+                             "32x32x3 and 64x64x3 images at batch 128 (longest of --steps)")
     parser.add_argument("--variant", choices=list(ABLATIONS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
@@ -437,6 +489,8 @@ if __name__ == "__main__":
     elif args.ablations:
         ablations(args.networks[0], args.batch_sizes[0], args.steps[0], args.rounds, args.repeats,
                   args.record)
+    elif args.scaling:
+        scaling(max(args.steps), args.repeats, args.threads, args.record)
     else:
         main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record,
              args.bfloat16)

@@ -4,7 +4,7 @@
     python benchmarks/bench_toy.py --sets two_moons rings   # some of them
     python benchmarks/bench_toy.py --epochs 20               # any train.py flag overrides FLAGS
     python benchmarks/bench_toy.py --compare cd dsm ssm --budget_minutes 2 --sets rings
-        # trainers side by side at an equal compute budget (CPU minutes / cores)
+        # trainers side by side at an equal compute budget (CPU minutes / cores), seeds 1-3
 
 For each density runs ``python train.py --dataset toy:NAME`` with ``FLAGS`` into
 ``benchmarks/runs/toy-NAME-<time>``, then reads its ``evaluation/evaluation.json``:
@@ -23,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -57,28 +59,37 @@ def run(name, extra, tag=""):
     return report
 
 
-def compare(names, trainers, budget, extra):
-    """Each trainer on each density for ``budget`` CPU minutes; one table."""
+def compare(names, trainers, budget, seeds, extra):
+    """Each trainer on each density for ``budget`` CPU minutes and each seed; one table of
+    means and spreads over the seeds."""
     rows = []
     for name in names:
         for trainer in trainers:
-            flags = [*TRAINERS[trainer], "--budget_minutes", f"{budget:g}", "--epochs", "100000",
-                     *extra]
-            report = run(name, flags, tag=f"-{trainer}")
-            rows.append(f"| {name} | {trainer} | {report['tv_density']:.3f} | "
-                        f"{report['kl_density']:.3f} | {report['tv_samples']:.3f} "
-                        f"({report['tv_samples_floor']:.3f}) | {report['train_seconds']:.0f} s |")
+            reports = []
+            for seed in seeds:
+                flags = [*TRAINERS[trainer], "--budget_minutes", f"{budget:g}", "--epochs",
+                         "100000", "--seed", str(seed), *extra]
+                reports.append(run(name, flags, tag=f"-{trainer}-s{seed}"))
+
+            def spread(key, digits=3):
+                values = np.array([r[key] for r in reports])
+                return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+            floor = np.mean([r["tv_samples_floor"] for r in reports])
+            rows.append(f"| {name} | {trainer} | {spread('tv_density')} | {spread('kl_density')} | "
+                        f"{spread('tv_samples')} ({floor:.3f}) | "
+                        f"{spread('train_seconds', 0)} s |")
     section = (
         f"\n## Toy densities: trainers at an equal compute budget ({time.strftime('%Y-%m-%d')})\n\n"
         f"Command: `python benchmarks/bench_toy.py {' '.join(sys.argv[1:])}` (each: `python "
         f"train.py --dataset toy:NAME {' '.join(FLAGS)} TRAINER_FLAGS --budget_minutes "
-        f"{budget:g} --epochs 100000`; cd: contrastive divergence, the EBM recipe above; dsm / ssm: "
-        "`--model dsm` / `--model ssm`, denoising (noise levels 0.05, 0.1, 0.2) and sliced score "
-        f"matching). Machine: {machine()}, CPU only. The budget counts the training process's "
-        "CPU time divided by its cores, so runs sharing the machine get equal compute; the "
-        "wall time is beside it.\n\n"
+        f"{budget:g} --epochs 100000 --seed SEED`; cd: contrastive divergence, the EBM recipe "
+        "above; dsm / ssm: `--model dsm` / `--model ssm`, denoising (noise levels 0.05, 0.1, "
+        "0.2) and sliced score matching). Machine: "
+        f"{machine()}, CPU only. Seeds {', '.join(map(str, seeds))}: mean ± standard deviation. "
+        "The budget counts the training process's CPU time divided by its cores; the wall time "
+        "of training is beside it.\n\n"
         "| density | trainer | TV(p_theta, p) on the grid | KL(p \\|\\| p_theta) | "
-        "TV(samples, p) (floor) | wall time |\n|---|---|---|---|---|---|\n"
+        "TV(samples, p) (floor) | training wall time |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows) + "\n")
     print(section)
     append_results(section)
@@ -119,8 +130,10 @@ if __name__ == "__main__":
                         help="trainers to compare at an equal --budget_minutes")
     parser.add_argument("--budget_minutes", type=float, default=2.0,
                         help="with --compare: CPU minutes of training per run")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
+                        help="with --compare: training seeds of each trainer and density")
     args, extra = parser.parse_known_args()
     if args.compare:
-        compare(args.sets, args.compare, args.budget_minutes, extra)
+        compare(args.sets, args.compare, args.budget_minutes, args.seeds, extra)
     else:
         main(args.sets, extra)
