@@ -134,30 +134,41 @@ def _mean_std(values, scale=1.0, digits=2):
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
+def processor(machine_text):
+    """The CPU of a recorded ``machine()`` line, e.g. "Intel Xeon" or "AMD EPYC"."""
+    parts = machine_text.split(", ")
+    name = parts[1] if len(parts) > 1 else machine_text
+    return " ".join(name.replace("(R)", "").replace("(TM)", "").replace(" Processor", "").split())
+
+
 def load_cells():
+    """Recorded cells grouped by (recipe, budget, CPU): a CPU minute buys different amounts of
+    training on different machines, so cells from different CPUs are never averaged."""
     rows = []
     for path in sorted(glob.glob(os.path.join(CELLS, "*.json"))):
         with open(path) as f:
             rows.append(json.load(f))
     groups = {}
     for row in rows:
-        groups.setdefault((row["recipe"], row["budget"]), []).append(row)
+        groups.setdefault((row["recipe"], row["budget"], processor(row["machine"])), []).append(row)
     return groups
 
 
 def table(groups):
     sets = sorted({name for rows in groups.values() for name in rows[0]["ood_best_auroc"]})
-    header = ["recipe", "budget (CPU min)", "seeds", "samples: start, steps + noise-free",
-              "wall min (train)", "test accuracy %",
+    header = ["recipe", "budget (CPU min)", "CPU", "seeds", "epochs",
+              "samples: start, steps + noise-free", "wall min (train)", "test accuracy %",
               "ECE %", "FID / floor", "cond. acc. %", "worst class %", "coverage",
               "FID at 3x steps / FID", "nearest-train L2 (test images)"]
     header += [f"AUROC {name}" for name in sets]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (recipe, budget), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (recipe, budget, cpu), rows in sorted(groups.items(),
+                                              key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
         get = lambda key: [r[key] for r in rows]  # noqa: E731
         sampling = (f"{rows[0].get('chain_start', 'uniform').replace('_', ' ')}, "
                     f"{rows[0]['steps']} + {rows[0].get('refine_steps', 0)}")
-        cells = [recipe, f"{budget:g}", ",".join(str(r["seed"]) for r in rows), sampling,
+        cells = [recipe, f"{budget:g}", cpu, ",".join(str(r["seed"]) for r in rows),
+                 "/".join(str(e) for e in get("epochs_run")), sampling,
                  _mean_std(get("train_wall_minutes"), digits=1),
                  _mean_std(get("accuracy"), 100), _mean_std(get("ece"), 100),
                  _mean_std(get("fid_ratio"), digits=1),
@@ -181,14 +192,15 @@ def figure(groups, path):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     panels = [("fid_ratio", "classifier FID / real floor", 1), ("accuracy", "test accuracy %", 100),
               ("conditional_accuracy", "conditional-sample accuracy %", 100)]
-    for recipe in sorted({r for r, _ in groups}):
-        budgets = sorted(b for r, b in groups if r == recipe)
+    for recipe, cpu in sorted({(r, c) for r, _, c in groups}):
+        budgets = sorted(b for r, b, c in groups if (r, c) == (recipe, cpu))
         for ax, (key, label, scale) in zip(axes, panels):
-            values = [np.array([row[key] for row in groups[recipe, b]]) * scale for b in budgets]
+            values = [np.array([row[key] for row in groups[recipe, b, cpu]]) * scale
+                      for b in budgets]
             ax.errorbar(budgets, [v.mean() for v in values],
                         yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in values],
-                        marker="o", capsize=3, label=recipe)
-            ax.set_xlabel("training budget, CPU minutes (2 cores)")
+                        marker="o", capsize=3, label=f"{recipe} ({cpu})")
+            ax.set_xlabel("training budget, CPU minutes of that CPU (2 cores)")
             ax.set_ylabel(label)
     axes[0].legend()
     fig.tight_layout()
@@ -232,7 +244,10 @@ def main(argv=None):
                "`python benchmarks/bench_frontier.py run --budget B --seed S --recipe R` "
                "(each cell's command, machine and train.py flags are in "
                "`benchmarks/frontier/<recipe>-b<B>-s<S>.json`).\n\n"
-               f"Machine: {machine()}. Each column is one set of weights per seed: the final "
+               "Machines: 2 cores each; the CPU column names the one a row's cells trained "
+               "on, and rows never mix CPUs. A CPU minute buys different amounts of training on "
+               "different machines, even two with the same CPU name (the epochs column shows how "
+               "many each seed ran), so compare recipes by the epochs they bought as well. Each column is one set of weights per seed: the final "
                "weights of the run. Mean ± std (ddof 1) over seeds. Samples from fresh chains (the "
                "sampling column: where chains start, Langevin steps + noise-free steps); "
                "FID / floor: classifier FID of 500 "
