@@ -173,6 +173,8 @@ class Config:
     mixed_precision: str = option("none", "bfloat16 or float16 compute for the network; "
                                   "weights and energies stay float32", "distribution",
                                   MIXED_PRECISION)
+    jit_compile: bool = option(False, "JEM/EBM on one device: compile the training step with "
+                               "XLA (slower on CPUs; may pay on a GPU)", "distribution")
 
     def __post_init__(self):
         for name in ("out", "data_file", "log_file"):  # "runs/x/" and "runs/x" are one place
@@ -276,6 +278,9 @@ class Config:
         except ValueError:
             errors.append(f"--noise_levels must be comma-separated positive numbers, got "
                           f"{self.noise_levels!r}")
+        if self.jit_compile and self.model not in ("jem", "ebm"):
+            errors.append(f"--jit_compile compiles the JEM and EBM training steps; --model "
+                          f"{self.model} trains without it: drop --jit_compile")
         if self.model != "jem" and self.conditional_sampling:
             errors.append(f"--conditional_sampling needs --model jem "
                           f"(the {self.model.upper()} has no classes)")

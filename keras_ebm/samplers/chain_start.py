@@ -86,9 +86,12 @@ class ClassGaussianStart(keras.layers.Layer):
         return self
 
     def draw_labels(self, num_samples, seed):
-        """Classes drawn in the training set's proportions, ``[num_samples]`` int32."""
-        return tf.random.stateless_categorical(
-            self.log_prior[None], num_samples, seed=seed, dtype=tf.int32)[0]
+        """Classes drawn in the training set's proportions, ``[num_samples]`` int32 (the
+        Gumbel-max trick: unlike ``stateless_categorical``, it compiles with XLA)."""
+        uniform = tf.random.stateless_uniform(
+            tf.stack([num_samples, self.num_classes]), seed, minval=1e-20, maxval=1.0)
+        gumbel = -tf.math.log(-tf.math.log(uniform))
+        return tf.argmax(self.log_prior[None] + gumbel, axis=-1, output_type=tf.int32)
 
     def sample(self, labels, seed):
         """One start per label (``labels`` int ``[N]`` in ``[0, num_classes)``), clipped to range."""
@@ -97,13 +100,10 @@ class ClassGaussianStart(keras.layers.Layer):
         num = tf.shape(labels)[0]
         z = tf.random.stateless_normal(tf.stack([num, self.rank]), seeds[0])
         eps = tf.random.stateless_normal(tf.stack([num, self.dim]), seeds[1])
-        # Each class's directions applied to its own rows only: memory and work grow with
-        # N * dim, not N * num_classes * dim.
-        rows = tf.dynamic_partition(tf.range(num), labels, self.num_classes)
-        parts = tf.dynamic_partition(z, labels, self.num_classes)
-        projected = tf.dynamic_stitch(
-            rows, [tf.matmul(part, self.factors[c], transpose_b=True)
-                   for c, part in enumerate(parts)])
+        # Each row's z is routed to its own class's directions (zero for the others): memory
+        # grows with N * dim, not N * num_classes * dim, and the shapes are static (XLA).
+        routed = tf.one_hot(labels, self.num_classes, dtype=z.dtype, axis=0)[:, :, None] * z[None]
+        projected = tf.einsum("cnr,cdr->nd", routed, self.factors)
         x = (tf.gather(self.means, labels) + projected
              + tf.gather(self.residual_std, labels)[:, None] * eps)
         x = tf.clip_by_value(x, *self.value_range)

@@ -91,7 +91,7 @@ def compile_model(model, config, steps_per_epoch):
         optimizer.exclude_from_weight_decay(var_names=["bias"])
     if config.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer)
+    model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
     return model
 
 
@@ -156,6 +156,10 @@ def start_devices(config):
     if config.batch_size % strategy.num_replicas_in_sync:
         raise RunError(f"--batch_size {config.batch_size} is the global batch; make it a multiple "
                        f"of the {strategy.num_replicas_in_sync} replicas.")
+    if config.jit_compile and strategy.num_replicas_in_sync > 1:
+        raise RunError(f"--jit_compile runs on one device; this run has "
+                       f"{strategy.num_replicas_in_sync} replicas (--strategy {config.strategy}). "
+                       "Drop --jit_compile or pass --strategy default.")
     return strategy
 
 

@@ -57,6 +57,29 @@ def test_samples_follow_the_fitted_gaussian_of_their_label():
     np.testing.assert_array_equal(again, narrow.sample(wanted[:10], tf.constant([3, 4], tf.int64)))
 
 
+def test_labels_follow_the_prior_and_starts_compile_with_xla():
+    images, labels, _, _ = low_rank_classes(num_per_class=1000)
+    keep = np.concatenate([np.arange(1000), 1000 + np.arange(250)])  # classes 80% / 20%
+    start = ClassGaussianStart(2, (3, 4, 1), rank=2, value_range=(-5, 5)).fit(images[keep],
+                                                                            labels[keep])
+    means = start.means.numpy()
+
+    def starts(seed):
+        chosen = start.draw_labels(40000, seed)
+        return chosen, start.sample(chosen, seed)
+
+    # XLA draws other random streams than TensorFlow's kernels: compare distributions.
+    for run in (starts, tf.function(starts, jit_compile=True)):
+        chosen, x = run(tf.constant([5, 6], tf.int64))
+        chosen, x = chosen.numpy(), x.numpy().reshape(40000, 12)
+        assert abs(chosen.mean() - 0.2) < 0.01  # binomial sd 0.002
+        for c in range(2):
+            factors = start.factors.numpy()[c]
+            sd = np.sqrt((factors**2).sum(1) + start.residual_std.numpy()[c] ** 2)
+            error = np.abs(x[chosen == c].mean(0) - means[c]) / (sd / np.sqrt(np.sum(chosen == c)))
+            assert error.max() < 4.5  # standard errors, over 12 dimensions
+
+
 def test_fit_refuses_bad_data():
     start = ClassGaussianStart(3, (2, 2, 1), rank=2)
     images = np.zeros((6, 2, 2, 1))
