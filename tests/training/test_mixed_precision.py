@@ -1,4 +1,5 @@
-"""Mixed precision: bfloat16/float16 layers, float32 scores, loss scaling for float16.
+"""Compute settings: bfloat16/float16 layers with float32 scores and loss scaling for float16;
+the training step compiled with XLA (--jit_compile).
 
 CPU only here; no GPU was available to check speed or float16 numerics on one.
 """
@@ -93,3 +94,28 @@ def test_float16_uses_loss_scaling_and_matches_float32_updates():
     # Without optimizer.scale_loss in train_step the float16 update is 2**15 times too small.
     assert np.linalg.norm(mixed) == pytest.approx(np.linalg.norm(full), rel=0.01)
     np.testing.assert_allclose(mixed, full, atol=0.01 * np.abs(full).max())
+
+
+@pytest.mark.parametrize("model_kind, chain_start",
+                         [("jem", "class_gaussian"), ("jem", "uniform"), ("ebm", "uniform")])
+def test_training_step_compiles_with_xla_and_learns(model_kind, chain_start):
+    config = Config(model=model_kind, network="mlp", langevin_steps=2, buffer_size=64,
+                    batch_size=16, chain_start=chain_start, refine_steps=0,
+                    epochs=4, seed=0, jit_compile=True)
+    config.validate()
+    x, y = separable_data()
+    model = experiment.build_model(config, (8, 8, 1), 3)
+    if chain_start == "class_gaussian":
+        model.fit_chain_start(x, y)
+    experiment.compile_model(model, config, steps_per_epoch=4)
+    assert model.jit_compile
+    history = model.fit(x, y if model_kind == "jem" else None, batch_size=16, epochs=4,
+                        verbose=0).history
+    assert np.all(np.isfinite(history["loss"]))
+    if model_kind == "jem":
+        assert history["ce"][-1] < 0.5 * history["ce"][0]  # learns the classes
+
+
+def test_jit_compile_is_refused_where_it_does_not_apply():
+    with pytest.raises(ValueError, match="--jit_compile compiles the JEM and EBM"):
+        Config(model="rbm", jit_compile=True).validate()
