@@ -73,7 +73,9 @@ def compare(names, trainers, budget, seeds, extra):
 
             def spread(key, digits=3):
                 values = np.array([r[key] for r in reports])
-                return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+                if len(values) == 1:
+                    return f"{values[0]:.{digits}f}"
+                return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
             floor = np.mean([r["tv_samples_floor"] for r in reports])
             rows.append(f"| {name} | {trainer} | {spread('tv_density')} | {spread('kl_density')} | "
                         f"{spread('tv_samples')} ({floor:.3f}) | "
@@ -85,7 +87,8 @@ def compare(names, trainers, budget, seeds, extra):
         f"{budget:g} --epochs 100000 --seed SEED`; cd: contrastive divergence, the EBM recipe "
         "above; dsm / ssm: `--model dsm` / `--model ssm`, denoising (noise levels 0.05, 0.1, "
         "0.2) and sliced score matching). Machine: "
-        f"{machine()}, CPU only. Seeds {', '.join(map(str, seeds))}: mean ± standard deviation. "
+        f"{machine()}, CPU only. Seeds {', '.join(map(str, seeds))}"
+        f"{': mean ± standard deviation (ddof 1)' if len(seeds) > 1 else ''}. "
         "The budget counts the training process's CPU time divided by its cores; the wall time "
         "of training is beside it.\n\n"
         "| density | trainer | TV(p_theta, p) on the grid | KL(p \\|\\| p_theta) | "
