@@ -278,6 +278,9 @@ class Config:
         except ValueError:
             errors.append(f"--noise_levels must be comma-separated positive numbers, got "
                           f"{self.noise_levels!r}")
+        if self.jit_compile and self.deterministic:
+            errors.append("--jit_compile and --deterministic exclude each other (Keras turns XLA "
+                          "off under op determinism): drop one")
         if self.jit_compile and self.model not in ("jem", "ebm"):
             errors.append(f"--jit_compile compiles the JEM and EBM training steps; --model "
                           f"{self.model} trains without it: drop --jit_compile")

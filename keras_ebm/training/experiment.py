@@ -92,6 +92,9 @@ def compile_model(model, config, steps_per_epoch):
     if config.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+    if config.jit_compile and not model.jit_compile:  # Keras declined, e.g. op determinism is on
+        raise RunError("--jit_compile: Keras cannot compile this model with XLA in this process "
+                       "(op determinism on, or a layer without XLA support); drop --jit_compile")
     return model
 
 

@@ -7,11 +7,13 @@ CPU only here; no GPU was available to check speed or float16 numerics on one.
 import keras
 import numpy as np
 import pytest
+from tensorflow.python.framework import config as tf_config
 
 from keras_ebm import distribute
 from keras_ebm.config import Config
 from keras_ebm.models import networks
 from keras_ebm.training import experiment
+from keras_ebm.training.run_dir import RunError
 
 
 def tiny_config(**kwargs):
@@ -96,6 +98,17 @@ def test_float16_uses_loss_scaling_and_matches_float32_updates():
     np.testing.assert_allclose(mixed, full, atol=0.01 * np.abs(full).max())
 
 
+@pytest.fixture
+def without_op_determinism():
+    """Op determinism is process-wide (other tests turn it on) and Keras declines XLA under it."""
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
+
+
+@pytest.mark.usefixtures("without_op_determinism")
 @pytest.mark.parametrize("model_kind, chain_start",
                          [("jem", "class_gaussian"), ("jem", "uniform"), ("ebm", "uniform")])
 def test_training_step_compiles_with_xla_and_learns(model_kind, chain_start):
@@ -119,3 +132,15 @@ def test_training_step_compiles_with_xla_and_learns(model_kind, chain_start):
 def test_jit_compile_is_refused_where_it_does_not_apply():
     with pytest.raises(ValueError, match="--jit_compile compiles the JEM and EBM"):
         Config(model="rbm", jit_compile=True).validate()
+    with pytest.raises(ValueError, match="--jit_compile and --deterministic exclude each other"):
+        Config(jit_compile=True, deterministic=True).validate()
+    config = Config(network="mlp", langevin_steps=2, buffer_size=64, batch_size=16,
+                    chain_start="uniform", jit_compile=True)
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    try:
+        with pytest.raises(RunError, match="Keras cannot compile this model with XLA"):
+            experiment.compile_model(experiment.build_model(config, (8, 8, 1), 3), config, 4)
+    finally:
+        if not was_on:
+            tf_config.disable_op_determinism()
