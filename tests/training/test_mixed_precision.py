@@ -4,6 +4,8 @@ the training step compiled with XLA (--jit_compile).
 CPU only here; no GPU was available to check speed or float16 numerics on one.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -98,23 +100,29 @@ def test_float16_uses_loss_scaling_and_matches_float32_updates():
     np.testing.assert_allclose(mixed, full, atol=0.01 * np.abs(full).max())
 
 
-@pytest.fixture
-def without_op_determinism():
+@contextlib.contextmanager
+def op_determinism(on):
     """Op determinism is process-wide (other tests turn it on) and Keras declines XLA under it."""
     was_on = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
-    yield
-    if was_on:
-        tf_config.enable_op_determinism()
+    (tf_config.enable_op_determinism if on else tf_config.disable_op_determinism)()
+    try:
+        yield
+    finally:
+        (tf_config.enable_op_determinism if was_on else tf_config.disable_op_determinism)()
+
+
+@pytest.fixture
+def without_op_determinism():
+    with op_determinism(False):
+        yield
 
 
 @pytest.mark.usefixtures("without_op_determinism")
 @pytest.mark.parametrize("model_kind, chain_start",
                          [("jem", "class_gaussian"), ("jem", "uniform"), ("ebm", "uniform")])
 def test_training_step_compiles_with_xla_and_learns(model_kind, chain_start):
-    config = Config(model=model_kind, network="mlp", langevin_steps=2, buffer_size=64,
-                    batch_size=16, chain_start=chain_start, refine_steps=0,
-                    epochs=4, seed=0, jit_compile=True)
+    config = tiny_config(model=model_kind, chain_start=chain_start, refine_steps=0,
+                         jit_compile=True)
     config.validate()
     x, y = separable_data()
     model = experiment.build_model(config, (8, 8, 1), 3)
@@ -134,13 +142,6 @@ def test_jit_compile_is_refused_where_it_does_not_apply():
         Config(model="rbm", jit_compile=True).validate()
     with pytest.raises(ValueError, match="--jit_compile and --deterministic exclude each other"):
         Config(jit_compile=True, deterministic=True).validate()
-    config = Config(network="mlp", langevin_steps=2, buffer_size=64, batch_size=16,
-                    chain_start="uniform", jit_compile=True)
-    was_on = tf_config.is_op_determinism_enabled()
-    tf_config.enable_op_determinism()
-    try:
-        with pytest.raises(RunError, match="Keras cannot compile this model with XLA"):
-            experiment.compile_model(experiment.build_model(config, (8, 8, 1), 3), config, 4)
-    finally:
-        if not was_on:
-            tf_config.disable_op_determinism()
+    config = tiny_config(jit_compile=True)
+    with op_determinism(True), pytest.raises(RunError, match="Keras cannot compile this model"):
+        experiment.compile_model(experiment.build_model(config, (8, 8, 1), 3), config, 4)
