@@ -25,6 +25,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def exit_on_help_or_bad_record(argv, doc):
+    """``-h`` / ``--help`` prints ``doc`` and the ``train.py`` flags the script passes on,
+    then exits; ``--record`` without a run directory exits with its usage."""
+    if "-h" in argv or "--help" in argv:
+        print(doc)
+        subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, check=True)
+        sys.exit(0)
+    if argv[:1] == ["--record"] and (len(argv) != 2 or not os.path.isdir(argv[1])):
+        sys.exit("--record takes one finished run directory, e.g. --record benchmarks/runs/NAME")
+
+
 def machine():
     """This machine as the results tables describe it: cores, CPU model, TensorFlow."""
     cpu = platform.processor() or platform.machine()
@@ -114,6 +125,7 @@ def record(run_dir, command, wall=None):
 
 
 def main(argv):
+    exit_on_help_or_bad_record(argv, __doc__)
     if argv[:1] == ["--record"]:
         run_dir = os.path.abspath(argv[1])
         return record(run_dir, "`python benchmarks/bench_mnist.py` (training: `python train.py`)")

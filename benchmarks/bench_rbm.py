@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-from bench_mnist import append_results, machine  # noqa: E402
+from bench_mnist import append_results, exit_on_help_or_bad_record, machine  # noqa: E402
 
 # 500 hidden units as in Salakhutdinov & Murray (2008); PCD-1 with 100 chains (Tieleman 2008).
 # Adam lr 3e-3, beta_1 0.5, from pilots on 10000 images (see RESULTS.md): beta_1 0.5 beat 0.9,
@@ -83,15 +83,27 @@ def record(run_dir, command, wall=None):
     shutil.copy(os.path.join(run_dir, "samples", "chain_final.png"),
                 os.path.join(figures, "rbm_mnist_chain.png"))
     method = f"{'PCD' if config['persistent'] else 'CD'}-{config['cd_steps']}"
+    if config["persistent"] and config["rbm_temperatures"] > 1:
+        method += (f", parallel tempering over {config['rbm_temperatures']} inverse temperatures "
+                   f"from 1 to {config['rbm_min_beta']}")
+    schedule = (f"over a budget of {config['budget_minutes']:g} CPU minutes (process CPU time / "
+                "cores)" if config["budget_minutes"] else f"over {config['epochs']} epochs")
     wall_line = f"| wall time of the command | {wall / 60:.1f} min |\n" if wall else ""
+    if "budget_minutes_spent" in test:
+        wall_line += f"| compute budget spent | {test['budget_minutes_spent']:.1f} CPU min |\n"
+    reverse = ll.get("reverse")
+    reverse_line = "" if reverse is None else (
+        f"| the first {reverse['num_images']} test images: forward AIS / reverse AIS (RAISE, "
+        f"conservative) / gap | {reverse['log_likelihood_forward']:.2f} / "
+        f"{reverse['log_likelihood_reverse']:.2f} / {reverse['gap']:.2f} |\n")
     section = (
         f"\n## RBM on binarised MNIST ({time.strftime('%Y-%m-%d')})\n\n"
         f"Command: {command}\n\n"
         f"Machine: {machine()}, CPU only. Settings: `{os.path.relpath(run_dir, ROOT)}/config.json` "
         f"(784 visible x {config['rbm_hidden']} hidden units, {method}"
         + (f" with {config['batch_size']} persistent chains" if config["persistent"] else "")
-        + f", {config['epochs']} epochs, batch {config['batch_size']}, Adam lr {config['lr']} "
-        "cosine-decayed to 1%).\n\n"
+        + f", batch {config['batch_size']}, Adam lr {config['lr']} beta_1 {config['beta_1']} "
+        f"cosine-decayed to 1% {schedule}).\n\n"
         "Data: the 55000 MNIST training images (5000 held out for validation); every pixel is "
         "binarised stochastically with its intensity as probability, afresh at every step. "
         f"Test log-likelihood: the {ll['num_images']} test images binarised the same way once "
@@ -104,6 +116,7 @@ def record(run_dir, command, wall=None):
         f"| log Z | {ll['log_z']:.2f} +- {ll['log_z_std']:.2f} |\n"
         f"| log Z again: {2 * ll['ais_betas']} inverse temperatures, seed 1 (convergence "
         f"check, {check_minutes:.1f} min) | {check.log_z:.2f} +- {check.std:.2f} |\n"
+        f"{reverse_line}"
         f"| test pseudo-log-likelihood (one-bit-flip estimate) | "
         f"{test['pseudo_log_likelihood']:.2f} |\n"
         f"| test reconstruction error (MSE per pixel) | {test['recon_error']:.4f} |\n"
@@ -120,6 +133,7 @@ def record(run_dir, command, wall=None):
 
 
 def main(argv):
+    exit_on_help_or_bad_record(argv, __doc__)
     if argv[:1] == ["--record"]:
         return record(os.path.abspath(argv[1]), "`python benchmarks/bench_rbm.py`")
     run_dir = os.path.join(HERE, "runs", "rbm-mnist-" + time.strftime("%Y%m%d-%H%M%S"))

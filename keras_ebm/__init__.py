@@ -39,6 +39,7 @@ _PUBLIC = {  # name: module that defines it
     "ReplayBuffer": "keras_ebm.samplers.buffer",
     "ClassGaussianStart": "keras_ebm.samplers.chain_start",
     "LangevinSampler": "keras_ebm.samplers.langevin",
+    "AnnealedLangevinSampler": "keras_ebm.samplers.langevin",
     "ScaledSchedule": "keras_ebm.training.state",
 }
 __all__ = sorted(_PUBLIC)

@@ -65,6 +65,10 @@ class Config:
     reg_weight: float = option(0.1, "weight of the L2 energy regulariser", "model")
     noise_levels: str = option("0.05,0.1,0.2", "dsm: comma-separated noise stds, one drawn per "
                                "example", "model")
+    annealed: bool = option(False, "dsm: the energy at noise level sigma is E(x) / sigma (Song "
+                            "& Ermon 2020), sampled by annealed Langevin from the largest level "
+                            "to the smallest and a final denoising step; --langevin_alpha is "
+                            "then the step at the smallest level", "model")
     rbm_hidden: int = option(500, "RBM: hidden units", "model")
     cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
     persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
@@ -77,7 +81,9 @@ class Config:
     langevin_steps: typing.Optional[int] = option(
         None, "Langevin steps per training iteration (default: 10 with class_gaussian starts, "
         "else 20)", "sampler")
-    langevin_alpha: float = option(10.0, "Langevin step size", "sampler")
+    langevin_alpha: typing.Optional[float] = option(
+        None, "Langevin step size (default: 0.1 * sigma_min^2 with --annealed, else 10)",
+        "sampler")
     langevin_sigma: float = option(0.005, "Langevin noise std (sgld parameterisation)",
                                    "sampler")
     grad_clip: float = option(0.03, "per-pixel clip of the energy gradient (0 disables)",
@@ -185,6 +191,13 @@ class Config:
             self.shift = 0 if toy else 1
         if self.chain_start is None:
             self.chain_start = "class_gaussian" if self.model == "jem" and not toy else "uniform"
+        if self.langevin_alpha is None:
+            self.langevin_alpha = 10.0
+            if self.annealed:
+                try:
+                    self.langevin_alpha = 0.1 * min(float(v) for v in self.noise_levels.split(",")) ** 2
+                except ValueError:
+                    pass  # validate() names the bad --noise_levels
         informative = self.chain_start == "class_gaussian"
         for name, with_start, without in (("langevin_steps", 10, 20), ("refine_steps", 50, 0),
                                           ("sample_steps", 50, 200),
@@ -287,6 +300,9 @@ class Config:
         if self.model != "jem" and self.conditional_sampling:
             errors.append(f"--conditional_sampling needs --model jem "
                           f"(the {self.model.upper()} has no classes)")
+        if self.annealed and self.model != "dsm":
+            errors.append(f"--annealed samples a denoising score-matching energy; use --model dsm "
+                          f"or drop --annealed (got --model {self.model})")
         if self.ais_betas < 3:
             errors.append(f"--ais_betas must be >= 3, got {self.ais_betas}")
         if self.model in ("rbm", "dsm", "ssm") and self.export:

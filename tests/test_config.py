@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from keras_ebm import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,3 +108,11 @@ def test_the_default_recipe_depends_on_where_chains_start():
     assert (ebm.chain_start, ebm.langevin_steps) == ("uniform", 20)
     chosen = config_lib.from_args(["--langevin_steps", "30", "--eval_steps", "70"])
     assert (chosen.langevin_steps, chosen.eval_steps) == (30, 70)
+
+
+def test_annealed_score_matching_sets_its_own_step_and_needs_dsm():
+    annealed = config_lib.from_args(["--model", "dsm", "--annealed", "--noise_levels", "1,0.05"])
+    assert annealed.langevin_alpha == pytest.approx(0.1 * 0.05**2)
+    assert config_lib.from_args(["--model", "dsm"]).langevin_alpha == 10.0
+    with pytest.raises(ValueError, match="--annealed samples a denoising score-matching energy"):
+        config_lib.from_args(["--model", "ebm", "--annealed"])

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_ebm.samplers.langevin import LangevinSampler
+from keras_ebm.samplers.langevin import AnnealedLangevinSampler, LangevinSampler
 
 
 def marginal_energy(scores):
@@ -77,7 +77,8 @@ class NetworkEnergyModel(EnergyModel):
         if sampler is None:
             sampler = self.default_sampler()
         elif isinstance(sampler, dict):
-            sampler = LangevinSampler.from_config(sampler)
+            kind = AnnealedLangevinSampler if "noise_levels" in sampler else LangevinSampler
+            sampler = kind.from_config(sampler)
         self.network = network
         self.sampler = sampler
         self.num_outputs = int(network.output_shape[-1])

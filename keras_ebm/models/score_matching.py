@@ -7,7 +7,10 @@ chain runs in the training loop (one forward pass and a double backward pass per
   perturbed by ``x~ = x + sigma * eps`` with ``sigma`` drawn from ``noise_levels`` and the
   loss is ``0.5 * ||sigma * s(x~) + eps||^2`` (the ``sigma^2``-weighted objective of
   Song & Ermon 2019, so every level contributes alike). The energy learns the data
-  density smoothed by the noise.
+  density smoothed by the noise. With ``annealed=True`` the energy at level ``sigma`` is
+  ``E(x) / sigma`` (Song & Ermon 2020), so one network serves every level, the loss becomes
+  ``0.5 * ||eps - grad E(x~)||^2`` and samples come from annealed Langevin dynamics
+  (:class:`~keras_ebm.samplers.langevin.AnnealedLangevinSampler`).
 * ``objective="sliced"``: sliced score matching with variance reduction (Song et al.
   2019): ``v^T (ds/dx) v + 0.5 * ||s(x)||^2`` for random ``v ~ N(0, I)``, unbiased for the
   exact (unsmoothed) score-matching objective of Hyvärinen (2005).
@@ -17,7 +20,8 @@ import keras
 import tensorflow as tf
 
 from keras_ebm.models.base import NetworkEnergyModel
-from keras_ebm.samplers.langevin import LangevinSampler, energy_gradient
+from keras_ebm.samplers.langevin import (AnnealedLangevinSampler, LangevinSampler,
+                                       energy_gradient)
 
 OBJECTIVES = ("denoising", "sliced")
 
@@ -32,7 +36,11 @@ class ScoreMatching(NetworkEnergyModel):
         noise_levels: the ``sigma`` values of denoising score matching (one is drawn per
             example); ignored by ``"sliced"``.
         num_projections: random directions ``v`` per example for ``"sliced"``.
-        sampler: a :class:`LangevinSampler` (or its config) for :meth:`generate`.
+        annealed: ``"denoising"`` only: the energy at level ``sigma`` is ``E(x) / sigma`` and
+            :meth:`generate` anneals through the levels.
+        sampler: a :class:`LangevinSampler` (or its config) for :meth:`generate`; with
+            ``annealed``, an :class:`AnnealedLangevinSampler` over ``noise_levels`` (default:
+            step ``0.1 * min(noise_levels)^2`` at the smallest level).
         value_range: data range; samples start from uniform noise in it.
         seed: integer seed of the noise.
 
@@ -47,8 +55,7 @@ class ScoreMatching(NetworkEnergyModel):
     metric_names = ("loss", "score_norm")
 
     def __init__(self, network, objective="denoising", noise_levels=(0.1,), num_projections=1,
-                 sampler=None, value_range=(-1.0, 1.0), seed=None, **kwargs):
-        super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
+                 annealed=False, sampler=None, value_range=(-1.0, 1.0), seed=None, **kwargs):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
         noise_levels = tuple(float(s) for s in noise_levels)
@@ -56,9 +63,20 @@ class ScoreMatching(NetworkEnergyModel):
             raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
         if int(num_projections) < 1:
             raise ValueError(f"num_projections must be >= 1, got {num_projections}.")
+        if annealed and objective != "denoising":
+            raise ValueError("annealed=True needs objective='denoising' (sliced score matching "
+                             "has no noise levels).")
+        if annealed and sampler is None:
+            sampler = AnnealedLangevinSampler(noise_levels, step_size=0.1 * min(noise_levels) ** 2,
+                                              value_range=value_range)
+        if annealed and not isinstance(sampler, (AnnealedLangevinSampler, dict)):
+            raise ValueError("annealed=True samples with an AnnealedLangevinSampler over the noise "
+                             f"levels; pass one or sampler=None, got {type(sampler).__name__}.")
+        super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
         self.objective = objective
         self.noise_levels = noise_levels
         self.num_projections = int(num_projections)
+        self.annealed = bool(annealed)
         self.finish_init()
 
     def default_sampler(self):
@@ -80,7 +98,9 @@ class ScoreMatching(NetworkEnergyModel):
             sigma = tf.reshape(tf.gather(levels, pick), [-1] + [1] * (len(x.shape) - 1))
             eps = tf.random.stateless_normal(tf.shape(x), self.next_seed())
             score = self.score(x + sigma * eps, training=training)
-            loss = 0.5 * tf.reduce_sum(flat(sigma * score + eps) ** 2, axis=1)
+            # sigma times the score at level sigma: -grad E(x~) when annealed (E(x~) / sigma).
+            scaled_score = score if self.annealed else sigma * score
+            loss = 0.5 * tf.reduce_sum(flat(scaled_score + eps) ** 2, axis=1)
         else:
             x = tf.repeat(x, self.num_projections, axis=0)
             v = tf.random.stateless_normal(tf.shape(x), self.next_seed())
@@ -120,5 +140,5 @@ class ScoreMatching(NetworkEnergyModel):
     def get_config(self):
         config = super().get_config()
         config.update(objective=self.objective, noise_levels=self.noise_levels,
-                      num_projections=self.num_projections)
+                      num_projections=self.num_projections, annealed=self.annealed)
         return config

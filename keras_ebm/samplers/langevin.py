@@ -199,6 +199,11 @@ class LangevinSampler:
             x = tf.clip_by_value(x, *self.value_range)
         return x
 
+    def step_at(self, energy_fn, x, noise, step, steps):
+        """The update at chain step ``step`` of ``steps``: the same :meth:`step` at every one."""
+        del step, steps
+        return self.step(energy_fn, x, noise)
+
     def _run(self, energy_fn, x, seed, steps, snapshot_every, condition):
         if condition is not None:
             energy_fn = functools.partial(_with_condition, energy_fn, condition)
@@ -207,7 +212,7 @@ class LangevinSampler:
 
         def body(i, x):
             noise = self.noise(shape, tf.random.experimental.stateless_fold_in(seed, i), x.dtype)
-            return i + 1, self.step(energy_fn, x, noise)
+            return i + 1, self.step_at(energy_fn, x, noise, i, steps)
 
         if not snapshot_every:
             _, x = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x),
@@ -234,3 +239,67 @@ class LangevinSampler:
             parallel_iterations=self.parallel_iterations,
         )
         return x, snapshots.stack()
+
+
+class AnnealedLangevinSampler(LangevinSampler):
+    """Annealed Langevin dynamics (Song & Ermon 2019) for one energy ``E`` whose version for
+    data smoothed by noise of standard deviation ``sigma`` is ``E(x) / sigma`` (the
+    noise-conditional parameterisation of Song & Ermon 2020).
+
+    A chain of ``steps`` steps passes through ``noise_levels`` from the largest to the
+    smallest, an equal share of the steps at each. At level ``sigma_i`` it runs the unadjusted
+    Langevin update on ``E(x) / sigma_i`` with step ``step_size * (sigma_i / sigma_min)^2``
+    (so ``step_size`` is the step at the smallest level):
+    ``x <- x - eta_i grad E(x) / sigma_i + sqrt(2 eta_i) N(0, I)``. The chain is not clamped
+    (the noisy levels live outside the data range); with ``denoise`` the final states take one
+    more step ``x - sigma_min * grad E(x)``, the posterior mean of the clean data given the
+    state at the smallest level (Tweedie's formula), and are then clamped to ``value_range``.
+    Snapshots show the chain itself.
+
+    Example:
+
+    >>> sampler = AnnealedLangevinSampler(noise_levels=(1.0, 0.1), steps=400, step_size=0.005,
+    ...                                   denoise=False, value_range=None)
+    >>> energy = lambda x: 0.5 * tf.reduce_sum(x**2, axis=-1)
+    >>> x = sampler(energy, tf.zeros([1000, 2]), seed=[1, 2])  # ~ N(0, 0.1 I)
+    """
+
+    def __init__(self, noise_levels, steps=500, step_size=4e-5, value_range=(-1.0, 1.0),
+                 denoise=True):
+        levels = sorted((float(s) for s in noise_levels), reverse=True)
+        if not levels or levels[-1] <= 0:
+            raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
+        super().__init__(steps=steps, step_size=step_size, grad_clip=None, value_range=None,
+                         parameterization="langevin")
+        if value_range is not None:
+            value_range = tuple(float(v) for v in value_range)
+            if len(value_range) != 2 or value_range[0] >= value_range[1]:
+                raise ValueError(
+                    f"value_range must be (low, high) with low < high, got {value_range}.")
+        self.noise_levels = tuple(levels)
+        self.output_range = value_range
+        self.denoise = bool(denoise)
+
+    def get_config(self):
+        return {"noise_levels": self.noise_levels, "steps": self.steps,
+                "step_size": self.step_size, "value_range": self.output_range,
+                "denoise": self.denoise}
+
+    def step_at(self, energy_fn, x, noise, step, steps):
+        levels = tf.constant(self.noise_levels, x.dtype)
+        level = tf.minimum(step * len(self.noise_levels) // tf.maximum(steps, 1),
+                           len(self.noise_levels) - 1)
+        sigma = tf.gather(levels, level)
+        eta = self.step_size * tf.square(sigma / levels[-1])
+        return x - eta * self.gradient(energy_fn, x) / sigma + tf.sqrt(2.0 * eta) * noise
+
+    def _run(self, energy_fn, x, seed, steps, snapshot_every, condition):
+        result = super()._run(energy_fn, x, seed, steps, snapshot_every, condition)
+        x, snapshots = result if snapshot_every else (result, None)
+        if condition is not None:
+            energy_fn = functools.partial(_with_condition, energy_fn, condition)
+        if self.denoise:
+            x = x - self.noise_levels[-1] * self.gradient(energy_fn, x)
+        if self.output_range is not None:
+            x = tf.clip_by_value(x, *self.output_range)
+        return x if snapshots is None else (x, snapshots)

@@ -31,7 +31,7 @@ from keras_ebm.models import networks
 from keras_ebm.models.ebm import EBM, JEM
 from keras_ebm.models.rbm import RBM
 from keras_ebm.models.score_matching import ScoreMatching
-from keras_ebm.samplers.langevin import LangevinSampler
+from keras_ebm.samplers.langevin import AnnealedLangevinSampler, LangevinSampler
 from keras_ebm.training import callbacks, state
 from keras_ebm.training.kinds import KINDS, kind_of
 from keras_ebm.training.run_dir import BACKUP, RunError, keep_epochs_before, open_run_dir
@@ -71,8 +71,13 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
         return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
                    conditional_sampling=config.conditional_sampling, **common)
     if config.model in ("dsm", "ssm"):
+        noise_levels = [float(v) for v in config.noise_levels.split(",")]
+        if config.annealed:
+            sampler = AnnealedLangevinSampler(noise_levels, steps=config.langevin_steps,
+                                              step_size=config.langevin_alpha,
+                                              value_range=value_range)
         return ScoreMatching(network, objective="denoising" if config.model == "dsm" else "sliced",
-                             noise_levels=[float(v) for v in config.noise_levels.split(",")],
+                             noise_levels=noise_levels, annealed=config.annealed,
                              sampler=sampler, value_range=value_range, seed=config.seed)
     return EBM(network, **common)
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_ebm.models import networks
 from keras_ebm.models.score_matching import ScoreMatching
+from keras_ebm.samplers.langevin import LangevinSampler
 
 MEAN = np.array([1.0, -0.5], np.float32)
 COV = np.array([[0.5, 0.2], [0.2, 0.3]], np.float32)
@@ -56,6 +57,30 @@ def test_denoising_score_matching_recovers_the_smoothed_gaussian():
     assert np.isfinite(model.evaluate(np.zeros((4, 2), np.float32), verbose=0)[0])
 
 
+def test_annealed_denoising_score_matching_learns_the_smoothed_gaussian_times_sigma():
+    sigma = 0.3
+    layer, model = fit_gaussian("denoising", noise_levels=(sigma,), annealed=True)
+    np.testing.assert_allclose(layer.m.numpy(), MEAN, atol=0.08)
+    # E(x) / sigma is the energy of the data smoothed at sigma.
+    np.testing.assert_allclose(layer.precision() / sigma,
+                               np.linalg.inv(COV + sigma**2 * np.eye(2)), rtol=0.12, atol=0.3)
+    samples = model.generate(2000, steps=300, seed=0).numpy()
+    np.testing.assert_allclose(samples.mean(axis=0), MEAN, atol=0.08)
+
+
+def test_annealed_model_saves_its_sampler(tmp_path):
+    model = ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1),
+                          noise_levels=(1.0, 0.1), annealed=True, seed=3)
+    assert model.sampler.step_size == pytest.approx(0.1 * 0.1**2)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(np.zeros((32, 2), np.float32), batch_size=16, epochs=1, verbose=0)
+    model.save(tmp_path / "annealed.keras")
+    loaded = keras.saving.load_model(tmp_path / "annealed.keras")
+    assert loaded.annealed and loaded.sampler.get_config() == model.sampler.get_config()
+    np.testing.assert_allclose(loaded.generate(4, steps=6, seed=2), model.generate(4, steps=6, seed=2),
+                               rtol=1e-5)
+
+
 def test_score_is_minus_the_energy_gradient_by_finite_differences():
     model = ScoreMatching(networks.get_network("mlp", input_shape=(3,), num_outputs=1), seed=0)
     x = tf.constant([[0.1, -0.2, 0.3]])
@@ -84,6 +109,8 @@ def test_save_load_round_trip_and_sampling(tmp_path):
     ({"noise_levels": (0.1, -1)}, "noise_levels must be positive"),
     ({"noise_levels": ()}, "noise_levels must be positive"),
     ({"num_projections": 0}, "num_projections must be >= 1"),
+    ({"objective": "sliced", "annealed": True}, "annealed=True needs objective='denoising'"),
+    ({"annealed": True, "sampler": LangevinSampler()}, "AnnealedLangevinSampler"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -104,7 +131,8 @@ def test_train_py_runs_score_matching_on_a_toy_density_and_on_mnist(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads((tmp_path / model / "evaluation" / "evaluation.json").read_text())
         assert 0 <= report["tv_density"] <= 1
-    images = ["--model", "ssm", "--network", "cnn", "--epochs", "1", "--subset", "256",
+    images = ["--model", "dsm", "--annealed", "--noise_levels", "1,0.1", "--network", "cnn",
+              "--epochs", "1", "--subset", "256",
               "--validation_size", "64", "--batch_size", "64", "--langevin_steps", "2",
               "--final_sample_steps", "4", "--sample_steps", "2", "--eval_samples", "20",
               "--eval_steps", "2", "--eval_num_test", "100", "--verbose", "0"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ebm.samplers.langevin import LangevinSampler, energy_gradient
+from keras_ebm.samplers.langevin import AnnealedLangevinSampler, LangevinSampler, energy_gradient
 
 
 def gaussian_energy(mu, s):
@@ -133,3 +133,39 @@ def test_noise_and_gradient_can_be_overridden_and_overlapping_iterations_give_th
                                   reference)
     np.testing.assert_allclose(HalvedGradient(steps=5, step_size=0.1)(energy, x0, seed=[2, 3]),
                                reference, rtol=1e-6, atol=1e-6)
+
+
+def test_annealed_chain_samples_each_level_then_the_smallest():
+    # E(x) = 0.5 ||x||^2: at level sigma the chain samples exp(-E / sigma) = N(0, sigma I).
+    sampler = AnnealedLangevinSampler((0.25, 1.0), steps=600, step_size=0.005, denoise=False,
+                                      value_range=None)
+    energy = lambda x: 0.5 * tf.reduce_sum(x**2, axis=-1)  # noqa: E731
+    x0 = tf.fill([4000, 2], 3.0)
+    final, snapshots = sampler(energy, x0, seed=[4, 5], snapshot_every=300)
+    np.testing.assert_allclose(np.var(snapshots[1].numpy(), axis=0), [1.0, 1.0], rtol=0.08)
+    np.testing.assert_allclose(np.var(final.numpy(), axis=0), [0.25, 0.25], rtol=0.08)
+    np.testing.assert_allclose(np.mean(final.numpy(), axis=0), [0.0, 0.0], atol=0.05)
+    np.testing.assert_array_equal(snapshots[-1], final)  # no denoising step, no clamping
+
+
+def test_annealed_denoising_step_gives_tweedies_posterior_mean():
+    # Data N(0, s2 I) smoothed by sigma: N(0, (s2 + sigma^2) I), energy E / sigma. The last step
+    # x - sigma grad E(x) = E[clean | x] shrinks the variance to s2^2 / (s2 + sigma^2).
+    s2, sigma = 0.5, 0.5
+    smoothed = s2 + sigma**2
+    energy = lambda x: sigma * 0.5 * tf.reduce_sum(x**2, axis=-1) / smoothed  # noqa: E731
+    sampler = AnnealedLangevinSampler((sigma,), steps=400, step_size=0.1 * sigma**2,
+                                      value_range=(-5.0, 5.0))
+    final = sampler(energy, tf.zeros([4000, 2]), seed=[1, 2]).numpy()
+    np.testing.assert_allclose(np.var(final, axis=0), [s2**2 / smoothed] * 2, rtol=0.08)
+    clamped = AnnealedLangevinSampler((sigma,), steps=50, step_size=0.02, value_range=(-0.1, 0.1))
+    assert np.abs(clamped(energy, tf.zeros([100, 2]), seed=[1, 2]).numpy()).max() <= 0.1
+
+
+def test_annealed_sampler_config_round_trip_and_bad_levels():
+    sampler = AnnealedLangevinSampler((0.1, 1.0), steps=7, step_size=1e-3)
+    assert sampler.noise_levels == (1.0, 0.1)
+    again = AnnealedLangevinSampler.from_config(sampler.get_config())
+    assert again.get_config() == sampler.get_config()
+    with pytest.raises(ValueError, match="noise_levels must be positive"):
+        AnnealedLangevinSampler((0.1, 0.0))
