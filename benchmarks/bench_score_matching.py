@@ -1,0 +1,145 @@
+"""MNIST without MCMC in training: annealed denoising score matching against the
+contrastive-divergence EBM, at equal training compute.
+
+    python benchmarks/bench_score_matching.py --budget_minutes 10 --seed 1
+    python benchmarks/bench_score_matching.py --budget_minutes 0.2 --subset 2000  # a smoke run
+
+Each trainer runs ``train.py`` in its own process into
+``benchmarks/runs/score-matching/<trainer>-b<budget>-s<seed>`` with ``--budget_minutes``
+(process CPU time / cores, so both get the same compute). The number of sampling steps of
+each is then chosen by the FID of 500 samples against 500 validation images (never the test
+set), and the final weights (``checkpoints/last.keras``) are scored by the project's
+evaluation (:func:`keras_ebm.evaluation.report.evaluate_model`: FID against the test set over
+3 sampling seeds and its real floor, label coverage, the 3x-chain check, OOD AUROC). The
+table and the command are appended to ``benchmarks/RESULTS.md``.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from bench_mnist import HERE, ROOT, append_results, machine
+
+# Noise levels of NCSN on MNIST (Song & Ermon 2019: 1 to 0.01 for pixels in [0, 1]), in
+# this package's [-1, 1] pixel range; the step at the smallest level is 0.1 sigma_min^2
+# (their epsilon), the --annealed default.
+NOISE_LEVELS = ",".join(f"{s:.4g}" for s in np.geomspace(2.0, 0.02, 10))
+TRAINERS = {
+    "dsm": ["--model", "dsm", "--annealed", "--noise_levels", NOISE_LEVELS],
+    "cd": ["--model", "ebm"],  # the image EBM recipe: 20 SGLD steps per iteration, replay buffer
+}
+STEP_CHOICES = {"dsm": (250, 500, 1000), "cd": (200, 500, 1000)}
+COMMON = ["--network", "cnn_wide", "--epochs", "100000", "--sample_every", "0",
+          "--evaluate", "false", "--verbose", "2"]
+
+
+def validation_fid(model, splits, classifier, steps, num_samples=500):
+    from keras_ebm import data
+    from keras_ebm.evaluation import metrics
+    from keras_ebm.evaluation.report import reference_features
+
+    real = data.preprocess(splits.x_val[:num_samples], 0).numpy()
+    samples = model.generate(num_samples, steps=steps, seed=100).numpy()
+    return metrics.frechet_distance(reference_features(classifier, samples),
+                                    reference_features(classifier, real))
+
+
+def run_trainer(trainer, args):
+    import keras
+
+    import keras_ebm  # noqa: F401  (registers the models for load_model)
+    from keras_ebm import data
+    from keras_ebm.evaluation import reference
+    from keras_ebm.evaluation.report import evaluate_model
+
+    name = f"{trainer}-b{args.budget_minutes:g}-s{args.seed}"
+    run_dir = os.path.join(HERE, "runs", "score-matching", name)
+    flags = [*TRAINERS[trainer], *COMMON, "--budget_minutes", f"{args.budget_minutes:g}",
+             "--seed", str(args.seed)] + (["--subset", str(args.subset)] if args.subset else [])
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: python train.py {' '.join(flags)}", flush=True)
+    start = time.time()
+    subprocess.run([sys.executable, "train.py", "--out", run_dir, *flags], cwd=ROOT, check=True)
+    train_wall = time.time() - start
+    with open(os.path.join(run_dir, "test_metrics.json")) as f:
+        test = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "last.keras"))
+    splits = data.load_dataset("mnist", None, config["validation_size"], config["subset"],
+                               config["seed"])
+    classifier = reference.for_dataset(splits, os.path.join(run_dir, "reference_classifier.keras"))
+    choice = {steps: validation_fid(model, splits, classifier, steps)
+              for steps in STEP_CHOICES[trainer]}
+    steps = min(choice, key=choice.get)
+    print(f"{name}: validation FID by steps {choice}; scoring with {steps}", flush=True)
+    ev = evaluate_model(model, splits, os.path.join(run_dir, "evaluation"), steps=steps)
+    fid = ev["unconditional"]["classifier_fid"]
+    return {
+        "trainer": trainer, "run_dir": os.path.relpath(run_dir, ROOT), "flags": " ".join(flags),
+        "epochs": test["epochs_run"], "budget_spent": test.get("budget_minutes_spent"),
+        "train_wall_minutes": train_wall / 60, "validation_fid_by_steps": choice, "steps": steps,
+        "fid": fid["mean"], "fid_std": fid["std"], "floor": fid["floor"],
+        "ratio": fid["ratio_to_floor"], "coverage": ev["unconditional"]["label_coverage"],
+        "long_chain_ratio": ev["long_chain"]["fid_ratio_to_stated_steps"],
+        "long_chain_coverage": ev["long_chain"]["label_coverage"],
+        "auroc_log_px": {k: v["log_px"]["auroc"] for k, v in ev["ood"].items()},
+    }
+
+
+def section(rows, args, command):
+    sets = list(rows[0]["auroc_log_px"])
+    header = ["trainer", "epochs", "training wall min", "sample steps (validation FID)",
+              "FID (3 sampling seeds)", "floor", "FID / floor", "coverage",
+              "FID at 3x steps / FID (coverage)"] + [f"AUROC {s}" for s in sets]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        choice = ", ".join(f"{k}: {v:.1f}" for k, v in r["validation_fid_by_steps"].items())
+        cells = [r["trainer"], str(r["epochs"]), f"{r['train_wall_minutes']:.1f}",
+                 f"**{r['steps']}** ({choice})", f"{r['fid']:.2f} ± {r['fid_std']:.2f}",
+                 f"{r['floor']:.2f}", f"**{r['ratio']:.1f}**", f"{r['coverage']}/10",
+                 f"{r['long_chain_ratio']:.2f} ({r['long_chain_coverage']}/10)"]
+        cells += [f"{r['auroc_log_px'][s]:.3f}" for s in sets]
+        lines.append("| " + " | ".join(cells) + " |")
+    runs = "; ".join(f"{r['trainer']}: `python train.py {r['flags']}` into `{r['run_dir']}`"
+                     for r in rows)
+    return (f"\n## MNIST: annealed denoising score matching against contrastive divergence "
+            f"({time.strftime('%Y-%m-%d')})\n\n"
+            f"Command: `{command}` ({runs}). Machine: {machine()}, CPU only. Seed {args.seed}; "
+            f"each trainer gets {args.budget_minutes:g} CPU minutes (process CPU time / cores). "
+            "Sample steps chosen by the FID of 500 samples against 500 validation images; the "
+            "final weights (`checkpoints/last.keras`) scored by `keras_ebm.evaluation.report` "
+            "(FID of the reference classifier's features against the test set, mean ± std over "
+            "3 sampling seeds of 500 samples; floor: 500 validation images against the same "
+            "test features; AUROC of log p(x) = -E(x)). dsm samples: annealed Langevin from "
+            "uniform noise through the 10 noise levels, then one denoising step; cd samples: "
+            "SGLD from uniform noise.\n\n" + "\n".join(lines) + "\n")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--budget_minutes", type=float, default=10.0,
+                        help="training compute of each trainer, CPU minutes / cores")
+    parser.add_argument("--seed", type=int, default=1, help="training seed")
+    parser.add_argument("--trainers", nargs="+", choices=sorted(TRAINERS), default=["dsm", "cd"])
+    parser.add_argument("--subset", type=int, default=0,
+                        help="train on this many images (0: all; for smoke runs)")
+    args = parser.parse_args(argv)
+    if not args.budget_minutes > 0:
+        parser.error(f"--budget_minutes must be > 0, got {args.budget_minutes}")
+    rows = [run_trainer(trainer, args) for trainer in args.trainers]
+    text = section(rows, args, "python benchmarks/bench_score_matching.py " + " ".join(argv))
+    if args.subset:
+        print(text)  # smoke runs are not results
+    else:
+        append_results(text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
