@@ -3,6 +3,8 @@ its AIS test log-likelihood.
 
     python benchmarks/bench_rbm.py                   # the benchmark settings (SETTINGS below)
     python benchmarks/bench_rbm.py --epochs 2        # any train.py flag overrides them
+    python benchmarks/bench_rbm.py --budget_minutes 60 --epochs 1000 --rbm_temperatures 8
+                                                     # 60 CPU minutes with parallel tempering
     python benchmarks/bench_rbm.py --record RUN_DIR  # record a finished run
 
 Runs ``train.py`` into ``benchmarks/runs/rbm-mnist-<time>`` (training ends with the
