@@ -38,15 +38,16 @@ COMMON = ["--network", "cnn_wide", "--epochs", "100000", "--sample_every", "0",
           "--evaluate", "false", "--verbose", "2"]
 
 
-def validation_fid(model, splits, classifier, steps, num_samples=500):
+def validation_fids(model, splits, classifier, step_choices, num_samples=500):
+    """The FID of ``num_samples`` samples against as many validation images, per step count."""
     from keras_ebm import data
     from keras_ebm.evaluation import metrics
     from keras_ebm.evaluation.report import reference_features
 
-    real = data.preprocess(splits.x_val[:num_samples], 0).numpy()
-    samples = model.generate(num_samples, steps=steps, seed=100).numpy()
-    return metrics.frechet_distance(reference_features(classifier, samples),
-                                    reference_features(classifier, real))
+    real = reference_features(classifier, data.preprocess(splits.x_val[:num_samples], 0).numpy())
+    return {steps: metrics.frechet_distance(reference_features(
+                classifier, model.generate(num_samples, steps=steps, seed=100).numpy()), real)
+            for steps in step_choices}
 
 
 def run_trainer(trainer, args):
@@ -73,15 +74,14 @@ def run_trainer(trainer, args):
     splits = data.load_dataset("mnist", None, config["validation_size"], config["subset"],
                                config["seed"])
     classifier = reference.for_dataset(splits, os.path.join(run_dir, "reference_classifier.keras"))
-    choice = {steps: validation_fid(model, splits, classifier, steps)
-              for steps in STEP_CHOICES[trainer]}
+    choice = validation_fids(model, splits, classifier, STEP_CHOICES[trainer])
     steps = min(choice, key=choice.get)
     print(f"{name}: validation FID by steps {choice}; scoring with {steps}", flush=True)
     ev = evaluate_model(model, splits, os.path.join(run_dir, "evaluation"), steps=steps)
     fid = ev["unconditional"]["classifier_fid"]
     return {
         "trainer": trainer, "run_dir": os.path.relpath(run_dir, ROOT), "flags": " ".join(flags),
-        "epochs": test["epochs_run"], "budget_spent": test.get("budget_minutes_spent"),
+        "epochs": test["epochs_run"],
         "train_wall_minutes": train_wall / 60, "validation_fid_by_steps": choice, "steps": steps,
         "fid": fid["mean"], "fid_std": fid["std"], "floor": fid["floor"],
         "ratio": fid["ratio_to_floor"], "coverage": ev["unconditional"]["label_coverage"],
@@ -134,11 +134,9 @@ def main(argv):
         parser.error(f"--budget_minutes must be > 0, got {args.budget_minutes}")
     rows = [run_trainer(trainer, args) for trainer in args.trainers]
     text = section(rows, args, "python benchmarks/bench_score_matching.py " + " ".join(argv))
-    if args.subset:
-        print(text)  # smoke runs are not results
-    else:
+    if not args.subset:  # smoke runs are not results
         append_results(text)
-        print(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ SECTIONS = ("data", "model", "sampler", "training", "output", "reliability", "ev
             "distribution")
 
 
+def annealed_step_size(noise_levels):
+    """The annealed Langevin step at the smallest noise level: NCSN's 0.1 * sigma_min^2."""
+    return 0.1 * min(noise_levels) ** 2
+
+
 def option(default, help, section, choices=None, flag_alone=None):
     """A :class:`Config` field with its ``--help`` text, section and allowed values."""
     metadata = {"help": help, "section": section}
@@ -195,7 +200,8 @@ class Config:
             self.langevin_alpha = 10.0
             if self.annealed:
                 try:
-                    self.langevin_alpha = 0.1 * min(float(v) for v in self.noise_levels.split(",")) ** 2
+                    self.langevin_alpha = annealed_step_size(
+                        [float(v) for v in self.noise_levels.split(",")])
                 except ValueError:
                     pass  # validate() names the bad --noise_levels
         informative = self.chain_start == "class_gaussian"

@@ -67,8 +67,7 @@ class ScoreMatching(NetworkEnergyModel):
             raise ValueError("annealed=True needs objective='denoising' (sliced score matching "
                              "has no noise levels).")
         if annealed and sampler is None:
-            sampler = AnnealedLangevinSampler(noise_levels, step_size=0.1 * min(noise_levels) ** 2,
-                                              value_range=value_range)
+            sampler = AnnealedLangevinSampler(noise_levels, value_range=value_range)
         if annealed and not isinstance(sampler, (AnnealedLangevinSampler, dict)):
             raise ValueError("annealed=True samples with an AnnealedLangevinSampler over the noise "
                              f"levels; pass one or sampler=None, got {type(sampler).__name__}.")

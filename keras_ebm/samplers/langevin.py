@@ -9,7 +9,7 @@ import math
 
 import tensorflow as tf
 
-from keras_ebm.config import PARAMETERIZATIONS
+from keras_ebm.config import PARAMETERIZATIONS, annealed_step_size
 
 
 def energy_gradient(energy_fn, x):
@@ -204,6 +204,11 @@ class LangevinSampler:
         del step, steps
         return self.step(energy_fn, x, noise)
 
+    def finish(self, energy_fn, x):
+        """The chain's final states as returned (snapshots are not passed here)."""
+        del energy_fn
+        return x
+
     def _run(self, energy_fn, x, seed, steps, snapshot_every, condition):
         if condition is not None:
             energy_fn = functools.partial(_with_condition, energy_fn, condition)
@@ -217,7 +222,7 @@ class LangevinSampler:
         if not snapshot_every:
             _, x = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x),
                                  parallel_iterations=self.parallel_iterations)
-            return x
+            return self.finish(energy_fn, x)
 
         num_snapshots = steps // snapshot_every + 1
         snapshots = tf.TensorArray(x.dtype, size=num_snapshots, element_shape=x.shape)
@@ -238,7 +243,7 @@ class LangevinSampler:
             (tf.constant(0), x, snapshots),
             parallel_iterations=self.parallel_iterations,
         )
-        return x, snapshots.stack()
+        return self.finish(energy_fn, x), snapshots.stack()
 
 
 class AnnealedLangevinSampler(LangevinSampler):
@@ -249,7 +254,7 @@ class AnnealedLangevinSampler(LangevinSampler):
     A chain of ``steps`` steps passes through ``noise_levels`` from the largest to the
     smallest, an equal share of the steps at each. At level ``sigma_i`` it runs the unadjusted
     Langevin update on ``E(x) / sigma_i`` with step ``step_size * (sigma_i / sigma_min)^2``
-    (so ``step_size`` is the step at the smallest level):
+    (so ``step_size``, by default ``0.1 * sigma_min^2``, is the step at the smallest level):
     ``x <- x - eta_i grad E(x) / sigma_i + sqrt(2 eta_i) N(0, I)``. The chain is not clamped
     (the noisy levels live outside the data range); with ``denoise`` the final states take one
     more step ``x - sigma_min * grad E(x)``, the posterior mean of the clean data given the
@@ -264,20 +269,18 @@ class AnnealedLangevinSampler(LangevinSampler):
     >>> x = sampler(energy, tf.zeros([1000, 2]), seed=[1, 2])  # ~ N(0, 0.1 I)
     """
 
-    def __init__(self, noise_levels, steps=500, step_size=4e-5, value_range=(-1.0, 1.0),
+    def __init__(self, noise_levels, steps=500, step_size=None, value_range=(-1.0, 1.0),
                  denoise=True):
         levels = sorted((float(s) for s in noise_levels), reverse=True)
         if not levels or levels[-1] <= 0:
             raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
-        super().__init__(steps=steps, step_size=step_size, grad_clip=None, value_range=None,
-                         parameterization="langevin")
-        if value_range is not None:
-            value_range = tuple(float(v) for v in value_range)
-            if len(value_range) != 2 or value_range[0] >= value_range[1]:
-                raise ValueError(
-                    f"value_range must be (low, high) with low < high, got {value_range}.")
+        if step_size is None:
+            step_size = annealed_step_size(levels)
+        super().__init__(steps=steps, step_size=step_size, grad_clip=None,
+                         value_range=value_range, parameterization="langevin")
+        # Only the output is clamped: the chain at the noisy levels lives outside the range.
+        self.output_range, self.value_range = self.value_range, None
         self.noise_levels = tuple(levels)
-        self.output_range = value_range
         self.denoise = bool(denoise)
 
     def get_config(self):
@@ -293,13 +296,9 @@ class AnnealedLangevinSampler(LangevinSampler):
         eta = self.step_size * tf.square(sigma / levels[-1])
         return x - eta * self.gradient(energy_fn, x) / sigma + tf.sqrt(2.0 * eta) * noise
 
-    def _run(self, energy_fn, x, seed, steps, snapshot_every, condition):
-        result = super()._run(energy_fn, x, seed, steps, snapshot_every, condition)
-        x, snapshots = result if snapshot_every else (result, None)
-        if condition is not None:
-            energy_fn = functools.partial(_with_condition, energy_fn, condition)
+    def finish(self, energy_fn, x):
         if self.denoise:
             x = x - self.noise_levels[-1] * self.gradient(energy_fn, x)
         if self.output_range is not None:
             x = tf.clip_by_value(x, *self.output_range)
-        return x if snapshots is None else (x, snapshots)
+        return x
