@@ -149,6 +149,7 @@ def evaluate(energy_fn, samples, density, resolution=None, bins=None, seed=0):
 
 def evaluate_model(model, density, num_samples=5000, steps=500, seed=0):
     """:func:`evaluate` for a :class:`keras_ebm.EBM`, with samples from
-    ``model.generate`` (``steps`` Langevin steps from uniform noise in the box)."""
+    ``model.generate`` (``steps`` Langevin steps from uniform noise in the box) and the
+    energy of its clean-data density (``model.density_energy``)."""
     samples = model.generate(num_samples, steps=steps, seed=seed).numpy()
-    return evaluate(model.energy, samples, density, seed=seed)
+    return evaluate(model.density_energy, samples, density, seed=seed)

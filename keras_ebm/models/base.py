@@ -45,6 +45,11 @@ class EnergyModel(keras.Model):
         """Per-sample energy ``E(x)``, shape ``[batch]`` (lower is more likely)."""
         raise NotImplementedError
 
+    def density_energy(self, x):
+        """The energy of the model's density of clean data, ``p(x) ~ exp(-density_energy(x))``:
+        :meth:`energy`, except in models whose energy is scaled per noise level."""
+        return self.energy(x)
+
     def next_seed(self, generator=None):
         """A fresh stateless seed ``[2]`` from the model's (or ``generator``'s) stream."""
         return tf.cast((generator or self.seed_generator).next(), tf.int64)[:2]

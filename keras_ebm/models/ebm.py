@@ -215,10 +215,8 @@ class EBM(NetworkEnergyModel):
 
     def sample_negatives(self, batch_size, labels=None):
         """Run the sampler from replay-buffer states and write the results back."""
-        restart = None
-        if self.start is not None:
-            def restart(chain_labels, seed):
-                return self.chain_starts(batch_size, chain_labels, seed)
+        restart = None if self.start is None else (
+            lambda chain_labels, seed: self.chain_starts(batch_size, chain_labels, seed))
         starts, slots = self.buffer.sample(batch_size, labels, restart_fn=restart)
         samples = self._run_sampler(starts, labels, self.next_seed())
         self.buffer.update(slots, samples)

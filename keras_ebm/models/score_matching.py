@@ -127,6 +127,12 @@ class ScoreMatching(NetworkEnergyModel):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.update_trackers(self.compute_metrics(x, training=False))
 
+    def density_energy(self, x):
+        """``E(x) / min(noise_levels)`` when annealed (the density at the smallest level),
+        else ``E(x)``."""
+        energy = self.energy(x)
+        return energy / min(self.noise_levels) if self.annealed else energy
+
     def generate(self, num_samples, steps=None, seed=0, snapshot_every=0):
         """Langevin samples from uniform noise in ``value_range`` (with ``snapshot_every``,
         also the chain's states every that many steps)."""

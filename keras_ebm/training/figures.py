@@ -140,9 +140,9 @@ class DensityPlots(keras.callbacks.Callback):
         points, centres = distances.grid_points(box, dim, self.resolution)
         cell = ((box[1] - box[0]) / self.resolution) ** dim
         shape = [self.resolution] * dim
-        learned = distances.grid_log_masses(lambda x: -self.model.energy(x), box, dim, self.resolution)
+        learned = distances.grid_log_masses(lambda x: -self.model.density_energy(x), box, dim, self.resolution)
         truth = distances.grid_log_masses(density.log_prob, box, dim, self.resolution)
-        energy = self.model.energy(tf.constant(points)).numpy().reshape(shape)
+        energy = self.model.density_energy(tf.constant(points)).numpy().reshape(shape)
         path = os.path.join(self.directory, f"{name}_%s.png")
         plotting.save_landscape(centres, {"true p": np.exp(truth) / cell,
                                           "learned p_theta": np.exp(learned) / cell},

@@ -4,13 +4,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
+from keras_ebm.data.toy import ToyDensity
+from keras_ebm.evaluation.distances import evaluate, evaluate_model
 from keras_ebm.models import networks
 from keras_ebm.models.score_matching import ScoreMatching
 from keras_ebm.samplers.langevin import LangevinSampler
 
 MEAN = np.array([1.0, -0.5], np.float32)
 COV = np.array([[0.5, 0.2], [0.2, 0.3]], np.float32)
+tfd = tfp.distributions
 
 
 class Quadratic(keras.layers.Layer):
@@ -66,6 +70,19 @@ def test_annealed_denoising_score_matching_learns_the_smoothed_gaussian_times_si
                                np.linalg.inv(COV + sigma**2 * np.eye(2)), rtol=0.12, atol=0.3)
     samples = model.generate(2000, steps=300, seed=0).numpy()
     np.testing.assert_allclose(samples.mean(axis=0), MEAN, atol=0.08)
+
+
+def test_the_density_of_an_annealed_model_is_its_energy_at_the_smallest_level():
+    density = ToyDensity("gaussian", tfd.MultivariateNormalFullCovariance(MEAN, COV), (-4.0, 4.0))
+    _, model = fit_gaussian("denoising", noise_levels=(0.1,), annealed=True)
+    x = tf.constant([[0.0, 0.0], [1.0, -0.5], [2.0, 1.0]])
+    np.testing.assert_allclose(model.density_energy(x), model.energy(x) / 0.1, rtol=1e-6)
+    plain = ScoreMatching(model.network, noise_levels=(0.1,))
+    np.testing.assert_allclose(plain.density_energy(x), plain.energy(x), rtol=1e-6)
+    # The toy evaluation scores that density: close to the data's, far from exp(-E).
+    report = evaluate_model(model, density, num_samples=500, steps=100)
+    raw = evaluate(model.energy, np.zeros((500, 2), np.float32), density)
+    assert report["tv_density"] < 0.1 < raw["tv_density"]
 
 
 def test_annealed_model_saves_its_sampler(tmp_path):
