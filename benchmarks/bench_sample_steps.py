@@ -1,12 +1,18 @@
 """How many Langevin steps should samples take? FID against validation images, per step count.
 
     python benchmarks/bench_sample_steps.py RUN_DIR [--steps 50 100 150 200 300 450]
+        [--refine_steps 0 25 50] [--seeds 0 1 2]
 
-For a trained run (its final weights), draws 500 samples per step count (the model's own
-chain starts and noise-free refinement) and prints their classifier FID against the run's
-validation images (held out from training; the test set is never used to choose), the
-classes covered, the class-conditional accuracy and how much worse chains 3x as long get
-(the evaluation's long-chain check); appends the table to RESULTS.md.
+For a trained run (its final weights), draws 500 samples per setting and sample seed (the
+model's own chain starts, then noise-free refinement: the model's own count unless
+``--refine_steps`` lists others) and prints their classifier FID against the run's
+validation images (held out from training; the test set is never used to choose): the mean
+and spread over the sample seeds and the ratio to its floor, built the same way (500 real
+training images against the same validation images, 5 random subsets). Beside it: the
+classes covered (the fewest over the seeds), the share of the most frequent class (a
+spurious attractor shows as one class taking far more than a tenth), the class-conditional
+accuracy and how much worse chains 3x as long get (sample seed 0; the evaluation's
+long-chain check). Appends the table to RESULTS.md.
 """
 
 import argparse
@@ -27,6 +33,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a finished run directory (config.json, checkpoints/)")
     parser.add_argument("--steps", nargs="+", type=int, default=[50, 100, 150, 200, 300, 450])
+    parser.add_argument("--refine_steps", nargs="+", type=int, default=None,
+                        help="noise-free step counts to try (default: the model's own)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="sample seeds per setting (the evaluation's: 0 1 2)")
     parser.add_argument("--no_record", dest="record", action="store_false")
     args = parser.parse_args(argv)
     with open(os.path.join(args.run_dir, "config.json")) as f:
@@ -35,30 +45,53 @@ def main(argv=None):
                                None, config["seed"])
     judge = reference.load_reference_classifier()
     val_features = report.reference_features(judge, data.preprocess(splits.x_val).numpy())
+    floors = report.real_floor(judge, data.preprocess(splits.x_train).numpy(), val_features, 500)
+    floor = float(np.mean(floors))
     model = keras.saving.load_model(os.path.join(args.run_dir, "checkpoints", "last.keras"))
+    refine_counts = args.refine_steps or [model.refine_steps]
     labels = np.repeat(np.arange(splits.num_classes, dtype=np.int32), 50)
-    lines = ["| Langevin steps + noise-free | validation FID | classes covered | conditional accuracy "
-             "| FID at 3x the steps (both kinds) / FID |", "|---|---|---|---|---|"]
+    lines = [f"| Langevin steps + noise-free | validation FID | FID / floor ({floor:.2f}) | "
+             "classes covered | most frequent class | conditional accuracy "
+             "| FID at 3x the steps (both kinds) / FID |", "|---|---|---|---|---|---|---|"]
 
-    def validation_fid(samples):
-        return metrics.frechet_distance(report.reference_features(judge, samples), val_features)
+    def judged(samples):
+        counts = np.bincount(reference.predict(judge, samples).argmax(-1),
+                             minlength=splits.num_classes)
+        fid = metrics.frechet_distance(report.reference_features(judge, samples), val_features)
+        return fid, counts
 
-    for steps in args.steps:
-        samples = model.generate(500, steps=steps, seed=0).numpy()
-        fid = validation_fid(samples)
-        longer = {"refine_steps": 3 * model.refine_steps} if model.refine_steps else {}
-        long_fid = validation_fid(model.generate(500, steps=3 * steps, seed=0, **longer).numpy())
-        counts = np.bincount(reference.predict(judge, samples).argmax(-1), minlength=splits.num_classes)
-        conditional = model.generate(len(labels), steps=steps, labels=labels, seed=0)
-        accuracy = reference.label_accuracy(judge, conditional, labels)
-        lines.append(f"| {steps} + {model.refine_steps} | {fid:.2f} | {int(np.sum(counts >= 10))} | "
-                     f"{100 * accuracy:.1f}% | {long_fid / fid:.2f} |")
-        print(lines[-1], flush=True)
+    for refine in refine_counts:
+        for steps in args.steps:
+            fids, shares, covered = [], [], []
+            for seed in args.seeds:
+                fid, counts = judged(model.generate(500, steps=steps, seed=seed,
+                                                    refine_steps=refine).numpy())
+                fids.append(fid)
+                shares.append(counts.max() / counts.sum())
+                covered.append(int(np.sum(counts >= 10)))
+            long_fid, _ = judged(model.generate(500, steps=3 * steps, seed=args.seeds[0],
+                                                refine_steps=3 * refine).numpy())
+            conditional = model.generate(len(labels), steps=steps, labels=labels, seed=0,
+                                         refine_steps=refine)
+            accuracy = reference.label_accuracy(judge, conditional, labels)
+            spread = np.std(fids, ddof=1) if len(fids) > 1 else 0.0
+            lines.append(f"| {steps} + {refine} | {np.mean(fids):.2f} ± {spread:.2f} "
+                         f"| {np.mean(fids) / floor:.2f} | {min(covered)} | {100 * np.mean(shares):.1f}% "
+                         f"| {100 * accuracy:.1f}% | {long_fid / fids[0]:.2f} |")
+            print(lines[-1], flush=True)
+    flags = f" --steps {' '.join(map(str, args.steps))}"
+    if args.refine_steps:
+        flags += f" --refine_steps {' '.join(map(str, args.refine_steps))}"
+    if args.seeds != [0, 1, 2]:
+        flags += f" --seeds {' '.join(map(str, args.seeds))}"
     section = (f"\n## Sample steps chosen on validation data ({time.strftime('%Y-%m-%d')})\n\n"
-               f"Command: `python benchmarks/bench_sample_steps.py {args.run_dir} --steps "
-               f"{' '.join(map(str, args.steps))}`\n\nMachine: {machine()}. 500 unconditional "
-               "samples (seed 0) per row, classifier FID against the run's 5000 validation "
-               "images; 50 class-conditional samples per class.\n\n" + "\n".join(lines) + "\n")
+               f"Command: `python benchmarks/bench_sample_steps.py {args.run_dir}{flags}`\n\n"
+               f"Machine: {machine()}. Per row, 500 unconditional samples for each sample seed "
+               f"({', '.join(map(str, args.seeds))}): classifier FID against the run's "
+               f"{len(splits.x_val)} validation images (mean ± std over the seeds) and its ratio "
+               f"to the floor (500 training images against the same validation images, "
+               f"{floor:.2f} ± {np.std(floors):.2f} over 5 subsets); 50 class-conditional samples "
+               "per class.\n\n" + "\n".join(lines) + "\n")
     print(section)
     if args.record:
         append_results(section)
