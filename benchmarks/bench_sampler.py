@@ -3,6 +3,7 @@
     python benchmarks/bench_sampler.py [--networks cnn cnn_wide] [--batch_sizes 32 128 512]
                                        [--steps 20 60] [--repeats 3] [--threads N] [--no_record]
     python benchmarks/bench_sampler.py --scaling   # keras_ebm against batch and image size
+    python benchmarks/bench_sampler.py --breakdown --batch_sizes 128 512   # where a step's time goes
 
 For each network, batch size and chain length, in one run and interleaved
 (keras_ebm, eager, torch, torch channels-last, keras_ebm, ...), it times one
@@ -461,6 +462,60 @@ def scaling(steps, repeats, threads, record):
         append_results(section)
 
 
+def breakdown(batch_sizes, steps, repeats, threads, record):
+    """Where a ``cnn_wide`` Langevin step's time goes, per batch size: its convolutions (forward
+    and input gradient of each layer, timed alone at that batch on the shipped path) against
+    the whole step; the rest is element-wise work (activations and their gradients, noise,
+    clip, update), the dense layers and per-op overhead."""
+    threads = set_threads(threads)
+    peak = roofline.measure_peaks()["conv2d"]
+    shape, num_outputs = NETWORKS["cnn_wide"]
+    plain = networks.get_network("cnn_wide", input_shape=shape, num_outputs=num_outputs,
+                                 space_to_depth=False)
+    flops = roofline.langevin_step_flops(lambda x: -tf.reduce_logsumexp(plain(x), axis=-1),
+                                         shape)[0]
+    rows = []
+    for batch_size in batch_sizes:
+        _, energy, x0, sampler = chain_setup("cnn_wide", batch_size, steps)
+
+        def chain():
+            sampler(energy, x0, seed=[0, 1]).numpy()
+
+        step = interleaved({"chain": chain}, repeats)["chain"] / steps
+        layers, seen = roofline.conv_layer_rates("cnn_wide", batch_size=batch_size), set()
+        conv_seconds, conv_flops = 0.0, 0.0
+        for label, forward, backward, layer_flops in layers:
+            layer = label.split(" (")[0]
+            if layer in seen:  # a space-to-depth layer's plain-Conv2D variant: not shipped
+                continue
+            seen.add(layer)
+            conv_seconds += layer_flops / forward + layer_flops / backward
+            conv_flops += 2 * layer_flops
+        rows.append(f"| {batch_size} | {1e3 * step:.2f} | {batch_size * flops / step / 1e9:.1f} "
+                    f"({batch_size * flops / step / peak:.0%}) | {1e3 * conv_seconds:.2f} "
+                    f"({conv_seconds / step:.0%}) | {conv_flops / conv_seconds / 1e9:.1f} "
+                    f"({conv_flops / conv_seconds / peak:.0%}) | {1e3 * (step - conv_seconds):.2f} "
+                    f"({1 - conv_seconds / step:.0%}) |")
+        print(rows[-1], flush=True)
+    section = "\n".join([
+        f"\n## Langevin step breakdown: convolutions and the rest ({time.strftime('%Y-%m-%d %H:%M')})\n",
+        f"Command: `python benchmarks/bench_sampler.py --breakdown --batch_sizes "
+        f"{' '.join(map(str, batch_sizes))} --steps {steps} --repeats {repeats}`\n",
+        f"Machine: {machine()}, CPU only. keras_ebm's `LangevinSampler` on `cnn_wide` (28x28x1, "
+        f"10 logits, JEM energy, {flops / 1e6:.2f} MFLOP per image-step), {steps} steps, median "
+        f"of {repeats} chains; measured conv2d peak in this run {peak / 1e9:.1f} GFLOP/s. The "
+        "convolutions' time is the sum over layers of forward and input gradient, each timed "
+        "alone at the batch size (best of 5, `benchmarks/roofline.py`); the rest of the step is "
+        "element-wise work (swish and its gradient, noise, clip, update), the dense layers and "
+        "per-op overhead.\n",
+        "| batch | step (ms) | step GFLOP/s (of peak) | convolutions alone (ms, share of step) "
+        "| convolutions' own GFLOP/s (of peak) | rest of the step (ms, share) |",
+        "|---|---|---|---|---|---|", *rows]) + "\n"
+    print(section)
+    if record:
+        append_results(section)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
@@ -480,6 +535,9 @@ if __name__ == "__main__":
     parser.add_argument("--scaling", action="store_true",
                         help="keras_ebm alone on cnn_wide: batch 32-1024 on 28x28x1, and "
                              "32x32x3 and 64x64x3 images at batch 128 (longest of --steps)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="keras_ebm alone on cnn_wide: each --batch_sizes step's time split "
+                             "into its convolutions (timed alone) and the rest (longest of --steps)")
     parser.add_argument("--variant", choices=list(ABLATIONS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
@@ -491,6 +549,8 @@ if __name__ == "__main__":
                   args.record)
     elif args.scaling:
         scaling(max(args.steps), args.repeats, args.threads, args.record)
+    elif args.breakdown:
+        breakdown(args.batch_sizes, max(args.steps), args.repeats, args.threads, args.record)
     else:
         main(args.networks, args.batch_sizes, args.steps, args.repeats, args.threads, args.record,
              args.bfloat16)

@@ -117,9 +117,10 @@ def measure_peaks(repeats=5):
 
 
 def conv_layer_rates(name, batch_size=128, repeats=5, calls=10):
-    """GFLOP/s of each convolution of ``networks.<name>``, timed alone at ``batch_size``:
-    forward and input gradient, each through the layer's own ``convolution_op`` (the
-    shipped path); a :class:`SpaceToDepthConv2D` is also timed as a plain ``Conv2D``."""
+    """FLOP/s of each convolution of ``networks.<name>``, timed alone at ``batch_size``:
+    rows ``(description, forward, input gradient, FLOPs of one pass)``, each through the
+    layer's own ``convolution_op`` (the shipped path, first for each layer); a
+    :class:`SpaceToDepthConv2D` is also timed as a plain ``Conv2D``."""
     network = networks.get_network(name, input_shape=INPUT_SHAPES[name])
     rows = []
     for layer in (layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)):
@@ -154,7 +155,8 @@ def conv_layer_rates(name, batch_size=128, repeats=5, calls=10):
                 return total
 
             rows.append((label, _best_rate(lambda: forward().numpy(), calls * flops, repeats),
-                         _best_rate(lambda: input_gradient().numpy(), calls * flops, repeats)))
+                         _best_rate(lambda: input_gradient().numpy(), calls * flops, repeats),
+                         flops))
     return rows
 
 
@@ -167,7 +169,7 @@ def main(threads):
         parts = sorted(((v, k) for k, v in by_type.items() if v), reverse=True)
         print(f"{name} {INPUT_SHAPES[name]}: {total / 1e6:.2f} MFLOP per Langevin image-step ("
               + ", ".join(f"{k} {v / 1e6:.2f}M" for v, k in parts) + ")")
-        for layer, forward, backward in conv_layer_rates(name):
+        for layer, forward, backward, _ in conv_layer_rates(name):
             print(f"  conv {layer}, batch 128: forward {forward / 1e9:.1f} GFLOP/s, "
                   f"input gradient {backward / 1e9:.1f} GFLOP/s")
     for kind, rate in measure_peaks().items():
