@@ -26,8 +26,9 @@ import numpy as np
 from bench_mnist import HERE, ROOT, append_results, machine
 
 # Noise levels of NCSN on MNIST (Song & Ermon 2019: 1 to 0.01 for pixels in [0, 1]), in
-# this package's [-1, 1] pixel range; the step at the smallest level is 0.1 sigma_min^2
-# (their epsilon), the --annealed default.
+# this package's [-1, 1] pixel range; the step at the smallest level is 0.1 sigma_min^2, the
+# --annealed default (their epsilon / 2: this package's update moves eta * score, theirs
+# epsilon / 2 * score, with noise of variance 2 eta = epsilon in both).
 NOISE_LEVELS = ",".join(f"{s:.4g}" for s in np.geomspace(2.0, 0.02, 10))
 TRAINERS = {
     "dsm": ["--model", "dsm", "--annealed", "--noise_levels", NOISE_LEVELS],
@@ -50,6 +51,13 @@ def validation_fids(model, splits, classifier, step_choices, num_samples=500):
             for steps in step_choices}
 
 
+def cell_dir(trainer, args):
+    """The name and run directory of one trainer's cell."""
+    name = f"{trainer}-b{args.budget_minutes:g}-s{args.seed}" + (
+        f"-subset{args.subset}" if args.subset else "")
+    return name, os.path.join(HERE, "runs", "score-matching", name)
+
+
 def run_trainer(trainer, args):
     import keras
 
@@ -58,8 +66,7 @@ def run_trainer(trainer, args):
     from keras_ebm.evaluation import reference
     from keras_ebm.evaluation.report import evaluate_model
 
-    name = f"{trainer}-b{args.budget_minutes:g}-s{args.seed}"
-    run_dir = os.path.join(HERE, "runs", "score-matching", name)
+    name, run_dir = cell_dir(trainer, args)
     flags = [*TRAINERS[trainer], *COMMON, "--budget_minutes", f"{args.budget_minutes:g}",
              "--seed", str(args.seed)] + (["--subset", str(args.subset)] if args.subset else [])
     print(f"[{time.strftime('%H:%M:%S')}] {name}: python train.py {' '.join(flags)}", flush=True)
@@ -132,6 +139,11 @@ def main(argv):
     args = parser.parse_args(argv)
     if not args.budget_minutes > 0:
         parser.error(f"--budget_minutes must be > 0, got {args.budget_minutes}")
+    taken = [cell_dir(trainer, args)[1] for trainer in args.trainers]
+    taken = [run_dir for run_dir in taken if os.path.exists(run_dir)]
+    if taken:
+        parser.error(f"{', '.join(taken)} already exist(s): move them away to run these cells "
+                     "again, or change --seed / --budget_minutes")
     rows = [run_trainer(trainer, args) for trainer in args.trainers]
     text = section(rows, args, "python benchmarks/bench_score_matching.py " + " ".join(argv))
     if not args.subset:  # smoke runs are not results

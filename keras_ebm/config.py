@@ -73,7 +73,8 @@ class Config:
     annealed: bool = option(False, "dsm: the energy at noise level sigma is E(x) / sigma (Song "
                             "& Ermon 2020), sampled by annealed Langevin from the largest level "
                             "to the smallest and a final denoising step; --langevin_alpha is "
-                            "then the step at the smallest level", "model")
+                            "then the step at the smallest level, and --grad_clip, "
+                            "--langevin_sigma and --parameterization do not apply", "model")
     rbm_hidden: int = option(500, "RBM: hidden units", "model")
     cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
     persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
@@ -200,8 +201,7 @@ class Config:
             self.langevin_alpha = 10.0
             if self.annealed:
                 try:
-                    self.langevin_alpha = annealed_step_size(
-                        [float(v) for v in self.noise_levels.split(",")])
+                    self.langevin_alpha = annealed_step_size(self.noise_level_values)
                 except ValueError:
                     pass  # validate() names the bad --noise_levels
         informative = self.chain_start == "class_gaussian"
@@ -211,6 +211,11 @@ class Config:
                                           ("eval_steps", 50, 500)):
             if getattr(self, name) is None:
                 setattr(self, name, with_start if informative else without)
+
+    @property
+    def noise_level_values(self):
+        """``--noise_levels`` as floats (``ValueError`` if one does not parse)."""
+        return [float(v) for v in self.noise_levels.split(",")]
 
     def validate(self):
         """Raise ``ValueError`` naming the bad field and the fix."""
@@ -291,7 +296,7 @@ class Config:
             errors.append(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
                           f"got {self.mixed_precision!r}")
         try:
-            levels = [float(v) for v in self.noise_levels.split(",")]
+            levels = self.noise_level_values
             if not levels or min(levels) <= 0 or not all(map(math.isfinite, levels)):
                 raise ValueError
         except ValueError:
@@ -309,6 +314,14 @@ class Config:
         if self.annealed and self.model != "dsm":
             errors.append(f"--annealed samples a denoising score-matching energy; use --model dsm "
                           f"or drop --annealed (got --model {self.model})")
+        if self.annealed and not any("--noise_levels" in error for error in errors):
+            count = len(self.noise_level_values)
+            short = [f"--{name} {getattr(self, name)}" for name in
+                     ("langevin_steps", "sample_steps", "final_sample_steps", "eval_steps")
+                     if getattr(self, name) < count]
+            if short:
+                errors.append(f"an annealed chain needs at least one step per noise level "
+                              f"({count}): raise {', '.join(short)} to {count} or more")
         if self.ais_betas < 3:
             errors.append(f"--ais_betas must be >= 3, got {self.ais_betas}")
         if self.model in ("rbm", "dsm", "ssm") and self.export:

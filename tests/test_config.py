@@ -116,3 +116,6 @@ def test_annealed_score_matching_sets_its_own_step_and_needs_dsm():
     assert config_lib.from_args(["--model", "dsm"]).langevin_alpha == 10.0
     with pytest.raises(ValueError, match="--annealed samples a denoising score-matching energy"):
         config_lib.from_args(["--model", "ebm", "--annealed"])
+    with pytest.raises(ValueError, match="one step per noise level \\(3\\): raise --eval_steps 2 to 3"):
+        config_lib.from_args(["--model", "dsm", "--annealed", "--noise_levels", "1,0.5,0.1",
+                              "--eval_steps", "2"])

@@ -68,10 +68,15 @@ class ScoreMatching(NetworkEnergyModel):
                              "has no noise levels).")
         if annealed and sampler is None:
             sampler = AnnealedLangevinSampler(noise_levels, value_range=value_range)
-        if annealed and not isinstance(sampler, (AnnealedLangevinSampler, dict)):
-            raise ValueError("annealed=True samples with an AnnealedLangevinSampler over the noise "
-                             f"levels; pass one or sampler=None, got {type(sampler).__name__}.")
         super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
+        if isinstance(self.sampler, AnnealedLangevinSampler) != bool(annealed):
+            raise ValueError(
+                "annealed=True samples with an AnnealedLangevinSampler over the noise levels, "
+                "and only an annealed model can use one; pass sampler=None or the matching "
+                f"kind, got {type(self.sampler).__name__} with annealed={bool(annealed)}.")
+        if annealed and set(self.sampler.noise_levels) != set(noise_levels):
+            raise ValueError(f"The sampler's noise levels {self.sampler.noise_levels} differ from "
+                             f"the model's {noise_levels}; pass the same levels to both.")
         self.objective = objective
         self.noise_levels = noise_levels
         self.num_projections = int(num_projections)

@@ -252,7 +252,7 @@ class AnnealedLangevinSampler(LangevinSampler):
     noise-conditional parameterisation of Song & Ermon 2020).
 
     A chain of ``steps`` steps passes through ``noise_levels`` from the largest to the
-    smallest, an equal share of the steps at each. At level ``sigma_i`` it runs the unadjusted
+    smallest, an equal share of the steps at each (up to one step; at least one per level). At level ``sigma_i`` it runs the unadjusted
     Langevin update on ``E(x) / sigma_i`` with step ``step_size * (sigma_i / sigma_min)^2``
     (so ``step_size``, by default ``0.1 * sigma_min^2``, is the step at the smallest level):
     ``x <- x - eta_i grad E(x) / sigma_i + sqrt(2 eta_i) N(0, I)``. The chain is not clamped
@@ -276,12 +276,25 @@ class AnnealedLangevinSampler(LangevinSampler):
             raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
         if step_size is None:
             step_size = annealed_step_size(levels)
+        self.noise_levels = tuple(levels)
+        self._check_steps(steps)
         super().__init__(steps=steps, step_size=step_size, grad_clip=None,
                          value_range=value_range, parameterization="langevin")
         # Only the output is clamped: the chain at the noisy levels lives outside the range.
         self.output_range, self.value_range = self.value_range, None
-        self.noise_levels = tuple(levels)
         self.denoise = bool(denoise)
+
+    def _check_steps(self, steps):
+        if int(steps) < len(self.noise_levels):
+            raise ValueError(f"An annealed chain needs at least one step per noise level: got "
+                             f"{int(steps)} steps for {len(self.noise_levels)} levels; use "
+                             f"steps >= {len(self.noise_levels)}.")
+
+    def __call__(self, energy_fn, x, seed, steps=None, snapshot_every=0, condition=None):
+        if steps is not None and not tf.is_symbolic_tensor(steps):
+            self._check_steps(steps)
+        return super().__call__(energy_fn, x, seed, steps=steps, snapshot_every=snapshot_every,
+                                condition=condition)
 
     def get_config(self):
         return {"noise_levels": self.noise_levels, "steps": self.steps,

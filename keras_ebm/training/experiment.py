@@ -71,7 +71,7 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
         return JEM(network, ce_weight=config.ce_weight, px_weight=config.px_weight,
                    conditional_sampling=config.conditional_sampling, **common)
     if config.model in ("dsm", "ssm"):
-        noise_levels = [float(v) for v in config.noise_levels.split(",")]
+        noise_levels = config.noise_level_values
         if config.annealed:
             sampler = AnnealedLangevinSampler(noise_levels, steps=config.langevin_steps,
                                               step_size=config.langevin_alpha,

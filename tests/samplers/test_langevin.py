@@ -143,9 +143,30 @@ def test_annealed_chain_samples_each_level_then_the_smallest():
     x0 = tf.fill([4000, 2], 3.0)
     final, snapshots = sampler(energy, x0, seed=[4, 5], snapshot_every=300)
     np.testing.assert_allclose(np.var(snapshots[1].numpy(), axis=0), [1.0, 1.0], rtol=0.08)
+    np.testing.assert_allclose(np.mean(snapshots[1].numpy(), axis=0), [0.0, 0.0], atol=0.05)
     np.testing.assert_allclose(np.var(final.numpy(), axis=0), [0.25, 0.25], rtol=0.08)
     np.testing.assert_allclose(np.mean(final.numpy(), axis=0), [0.0, 0.0], atol=0.05)
     np.testing.assert_array_equal(snapshots[-1], final)  # no denoising step, no clamping
+
+
+def test_annealed_step_grows_with_the_square_of_the_level():
+    # Noise-free steps on E = 0.5 ||x||^2: x <- x - eta_i x / sigma_i, eta_i = 0.01 (sigma_i / 0.25)^2.
+    sampler = AnnealedLangevinSampler((1.0, 0.5, 0.25), steps=6, step_size=0.01, value_range=None)
+    energy = lambda x: 0.5 * tf.reduce_sum(x**2, axis=-1)  # noqa: E731
+    x, no_noise = tf.ones([1, 2]), tf.zeros([1, 2])
+    for step, sigma in ((0, 1.0), (1, 1.0), (2, 0.5), (5, 0.25)):
+        eta = 0.01 * (sigma / 0.25) ** 2
+        moved = sampler.step_at(energy, x, no_noise, tf.constant(step), tf.constant(6))
+        np.testing.assert_allclose(moved, x * (1 - eta / sigma), rtol=1e-6)
+
+
+def test_an_annealed_chain_needs_a_step_per_level():
+    sampler = AnnealedLangevinSampler((1.0, 0.5, 0.25), steps=3)
+    energy = lambda x: 0.5 * tf.reduce_sum(x**2, axis=-1)  # noqa: E731
+    with pytest.raises(ValueError, match="at least one step per noise level: got 2 steps for 3"):
+        sampler(energy, tf.zeros([2, 2]), seed=[0, 1], steps=2)
+    with pytest.raises(ValueError, match="use steps >= 3"):
+        AnnealedLangevinSampler((1.0, 0.5, 0.25), steps=2)
 
 
 def test_annealed_denoising_step_gives_tweedies_posterior_mean():
