@@ -26,7 +26,7 @@ import numpy as np
 from bench_mnist import append_results, machine
 import keras
 from keras_ebm import data
-from keras_ebm.evaluation import report, metrics, reference
+from keras_ebm.evaluation import report, reference
 
 
 CONDITIONAL_SEED = 100  # not one of the unconditional samples' seeds: no shared noise
@@ -57,27 +57,24 @@ def main(argv=None):
              "classes covered | most frequent class | conditional accuracy | conditional FID / floor "
              "| FID at 3x the steps (both kinds) / FID |", "|---|---|---|---|---|---|---|---|"]
 
-    def judged(samples):
-        counts = np.bincount(reference.predict(judge, samples).argmax(-1),
-                             minlength=splits.num_classes)
-        fid = metrics.frechet_distance(report.reference_features(judge, samples), val_features)
-        return fid, counts
+    def judged(samples):  # the evaluation's judge: FID, label counts, classes covered
+        return report._judge(judge, samples, val_features, splits.num_classes)
 
     for refine in refine_counts:
         for steps in args.steps:
             fids, shares, covered = [], [], []
             for seed in args.seeds:
-                fid, counts = judged(model.generate(500, steps=steps, seed=seed,
-                                                    refine_steps=refine).numpy())
+                fid, counts, classes = judged(model.generate(500, steps=steps, seed=seed,
+                                                             refine_steps=refine).numpy())
                 fids.append(fid)
                 shares.append(counts.max() / counts.sum())
-                covered.append(int(np.sum(counts >= 10)))
-            long_fid, _ = judged(model.generate(500, steps=3 * steps, seed=args.seeds[0],
+                covered.append(classes)
+            long_fid, _, _ = judged(model.generate(500, steps=3 * steps, seed=args.seeds[0],
                                                 refine_steps=3 * refine).numpy())
             conditional = model.generate(len(labels), steps=steps, labels=labels,
                                          seed=CONDITIONAL_SEED, refine_steps=refine)
             accuracy = reference.label_accuracy(judge, conditional, labels)
-            conditional_fid, _ = judged(conditional.numpy())
+            conditional_fid, _, _ = judged(conditional.numpy())
             spread = np.std(fids, ddof=1) if len(fids) > 1 else 0.0
             lines.append(f"| {steps} + {refine} | {np.mean(fids):.2f} ± {spread:.2f} "
                          f"| {np.mean(fids) / floor:.2f} | {min(covered)} | {100 * np.mean(shares):.1f}% "
