@@ -73,17 +73,36 @@ class ClassGaussianStart(keras.layers.Layer):
         for c in range(self.num_classes):
             members = images[labels == c]
             means[c] = members.mean(axis=0)
-            _, singular, directions = np.linalg.svd(members - means[c], full_matrices=False)
-            variances = singular**2 / (len(members) - 1)
-            kept = min(self.rank, len(variances))
-            factors[c, :, :kept] = directions[:kept].T * np.sqrt(variances[:kept])
-            residual[c] = np.sqrt(variances[kept:].sum() / self.dim)
+            factors[c], residual[c] = self._principal_factors(members - means[c])
         self.means.assign(means.astype("float32"))
         self.factors.assign(factors.astype("float32"))
         self.residual_std.assign(residual.astype("float32"))
         self.log_prior.assign(np.log(counts / counts.sum()).astype("float32"))
         self.fitted.assign(1.0)
         return self
+
+    def _principal_factors(self, centered):
+        """The top ``rank`` principal directions of ``centered`` ``[n, dim]`` scaled by their
+        standard deviations ``[dim, rank]``, and the isotropic std of the rest.
+
+        An eigendecomposition of the smaller of the covariance ``[dim, dim]`` and the Gram
+        matrix ``[n, n]``: the same components as an SVD of the data, in a fraction of its
+        time when ``n`` and ``dim`` differ a lot (MNIST: 6000 images of 784 pixels)."""
+        n = len(centered)
+        if n >= self.dim:
+            variances, directions = np.linalg.eigh(centered.T @ centered / (n - 1))
+            variances, directions = variances[::-1], directions[:, ::-1]
+            scaled = directions * np.sqrt(np.maximum(variances, 0.0))
+        else:  # X^T u / sqrt(n - 1) for each unit eigenvector u of X X^T: sqrt(variance) * direction
+            variances, vectors = np.linalg.eigh(centered @ centered.T / (n - 1))
+            variances, vectors = variances[::-1], vectors[:, ::-1]
+            scaled = centered.T @ vectors / np.sqrt(n - 1)
+        kept = min(self.rank, len(variances))
+        factors = np.zeros((self.dim, self.rank))
+        factors[:, :kept] = scaled[:, :kept]
+        total = np.sum(centered**2) / (n - 1)
+        rest = max(total - np.maximum(variances[:kept], 0.0).sum(), 0.0)
+        return factors, np.sqrt(rest / self.dim)
 
     def draw_labels(self, num_samples, seed):
         """Classes drawn in the training set's proportions, ``[num_samples]`` int32 (the

@@ -26,6 +26,25 @@ def low_rank_classes(num_per_class=4000, dim=12, rank=2, seed=0):
             means, loadings)
 
 
+
+@pytest.mark.parametrize("num_images", [5, 40])  # fewer images than pixels, and more
+def test_fit_matches_the_svd_of_each_class(num_images):
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(2 * num_images, 4, 4, 1)) * np.linspace(0.1, 2.0, 16).reshape(4, 4, 1)
+    labels = np.repeat([0, 1], num_images)
+    start = ClassGaussianStart(2, (4, 4, 1), rank=3).fit(images, labels)
+    for c in range(2):
+        centered = images[labels == c].reshape(num_images, -1)
+        centered = centered - centered.mean(0)
+        _, singular, directions = np.linalg.svd(centered, full_matrices=False)
+        variances = singular**2 / (num_images - 1)
+        factors = directions[:3].T * np.sqrt(variances[:3])
+        fitted = start.factors.numpy()[c]
+        # Directions are defined up to sign: compare the covariances they span.
+        np.testing.assert_allclose(fitted @ fitted.T, factors @ factors.T, atol=1e-5)
+        np.testing.assert_allclose(start.residual_std.numpy()[c],
+                                   np.sqrt(variances[3:].sum() / 16), rtol=1e-5)
+
 def test_fit_recovers_means_covariances_and_proportions():
     images, labels, means, loadings = low_rank_classes()
     keep = np.concatenate([np.arange(4000), 4000 + np.arange(1000)])  # classes 80% / 20%
