@@ -1,5 +1,5 @@
-"""Callbacks that keep a run safe and bounded, one job each: divergence guard, checkpoints,
-backups for resuming, the step and compute budgets, the epoch log."""
+"""Callbacks that keep a run safe and bounded, one job each: divergence guard, a watch on each
+class's energy, checkpoints, backups for resuming, the step and compute budgets, the epoch log."""
 
 import json
 import logging
@@ -129,6 +129,57 @@ class DivergenceGuard(keras.callbacks.Callback):
                     self.max_recoveries, event["restored"], event["lr_scale"])
         if self.events_path:
             files.write_json(self.events_path, self.events)
+
+
+class ClassEnergyWatch(keras.callbacks.Callback):
+    """Log how far the lowest class's real images sink below the others in energy, and warn
+    when one class sinks into a well the training chains do not reach.
+
+    A JEM pushes the energy of real images down and that of its chain samples up. When the
+    chains never reach one class's images, nothing pushes back but the L2 regulariser, and that
+    class's energy settles at ``-cdiv_weight / (2 reg_weight)``: a deep, narrow well that
+    sampling chains cannot enter, so the class vanishes from the samples. Each epoch this adds
+    ``val_class_energy_gap`` to the logs (median minus lowest of the per-class mean energies
+    of ``images``; before the CSV logger in the callback list, so it reaches ``metrics.csv``)
+    and warns once per class when the gap passes half the well's depth.
+
+    Args:
+        images: real images ``[N, ...]`` (e.g. validation images), every class present.
+        labels: their class indices ``[N]``.
+        batch_size: images per energy call.
+    """
+
+    def __init__(self, images, labels, batch_size=500):
+        super().__init__()
+        self.images = np.asarray(images, dtype="float32")
+        self.labels = np.asarray(labels).reshape(-1)
+        self.batch_size = int(batch_size)
+        self.warned = set()
+
+    def class_energies(self):
+        """Mean energy of each class's images, ``{class: energy}``."""
+        energies = np.concatenate([
+            np.asarray(self.model.energy(self.images[i:i + self.batch_size]))
+            for i in range(0, len(self.images), self.batch_size)])
+        return {int(c): float(energies[self.labels == c].mean()) for c in np.unique(self.labels)}
+
+    def on_epoch_end(self, epoch, logs=None):
+        means = self.class_energies()
+        median = float(np.median(list(means.values())))
+        lowest = min(means, key=means.get)
+        gap = median - means[lowest]
+        if logs is not None:
+            logs["val_class_energy_gap"] = gap
+        reg_weight = self.model.reg_weight
+        well = self.model.cdiv_weight / (2 * reg_weight) if reg_weight > 0 else math.inf
+        if gap > well / 2 and lowest not in self.warned:
+            self.warned.add(lowest)
+            log.warning(
+                "Class %d's real images sit at energy %.2f, %.2f below the median class (%.2f): "
+                "the training chains do not reach them and the class is vanishing from the "
+                "samples. The L2 regulariser caps such a well at -%.2f; raise --reg_weight "
+                "(now %g) to make it shallower.", lowest, means[lowest], gap, median, well,
+                reg_weight)
 
 
 class Checkpoint(keras.callbacks.Callback):

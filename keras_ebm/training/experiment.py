@@ -202,6 +202,7 @@ def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
     callback_list = [
         *([budget] if budget else []),
         guard,
+        *class_energy_watch(config, prepared),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=resuming),
         callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor),
         callbacks.Backup(os.path.join(run_dir, BACKUP), every=config.backup_every,
@@ -213,6 +214,21 @@ def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
     if config.tensorboard:
         callback_list.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
     return callback_list, guard, budget
+
+
+def class_energy_watch(config, prepared, num_images=2000):
+    """A :class:`callbacks.ClassEnergyWatch` on validation images for a JEM that samples
+    (in a list, empty otherwise)."""
+    if config.model != "jem" or config.px_weight <= 0 or prepared.val is None:
+        return []
+    images, labels = [], []
+    for x, y in prepared.val:
+        images.append(x.numpy())
+        labels.append(y.numpy())
+        if sum(map(len, images)) >= num_images:
+            break
+    return [callbacks.ClassEnergyWatch(np.concatenate(images)[:num_images],
+                                       np.concatenate(labels)[:num_images])]
 
 
 def train(model, config, prepared, position, callback_list):

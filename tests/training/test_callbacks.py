@@ -89,3 +89,49 @@ def test_checkpoint_keeps_best_and_last(model, tmp_path):
     restored = keras.saving.load_model(tmp_path / "last.keras")
     x = tf.zeros([2, 28, 28, 1])
     np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
+
+
+class _FixedEnergies:
+    """Stands in for a JEM: the energy of an image is its first pixel."""
+
+    cdiv_weight = 1.0
+
+    def __init__(self, reg_weight):
+        self.reg_weight = reg_weight
+
+    def energy(self, x):
+        return tf.reshape(tf.convert_to_tensor(x)[:, 0, 0, 0], [-1])
+
+
+def _class_images(energy_per_class, per_class=3):
+    labels = np.repeat(np.arange(len(energy_per_class)), per_class)
+    images = np.zeros((len(labels), 2, 2, 1), "float32")
+    images[:, 0, 0, 0] = np.asarray(energy_per_class, "float32")[labels]
+    images[::per_class, 0, 0, 0] += 0.3  # spread within a class; the mean stays known
+    images[1::per_class, 0, 0, 0] -= 0.3
+    return images, labels
+
+
+def test_class_energy_watch_logs_the_gap_and_warns_once_about_a_sunken_class(caplog):
+    images, labels = _class_images([0.2, -4.9, 0.0, 0.5])
+    watch = callbacks.ClassEnergyWatch(images, labels, batch_size=5)
+    watch.set_model(_FixedEnergies(reg_weight=0.1))  # well depth 5: warn past 2.5
+    logs = {}
+    with caplog.at_level("WARNING", logger="keras_ebm"):
+        watch.on_epoch_end(0, logs)
+        watch.on_epoch_end(1, {})
+    assert logs["val_class_energy_gap"] == pytest.approx(0.1 + 4.9, abs=1e-5)  # median 0.1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "Class 1" in warnings[0] and "--reg_weight" in warnings[0]
+
+
+def test_class_energy_watch_is_quiet_within_half_the_well():
+    images, labels = _class_images([0.2, -1.0, 0.0, 0.5])
+    watch = callbacks.ClassEnergyWatch(images, labels)
+    for reg_weight, warns in ((0.1, False), (0.6, True)):  # half-depth 2.5 vs 0.42; gap 1.1
+        watch.set_model(_FixedEnergies(reg_weight))
+        watch.warned.clear()
+        watch.on_epoch_end(0, {})
+        assert bool(watch.warned) == warns
+

@@ -45,7 +45,7 @@ def test_one_epoch_run_writes_the_whole_run_directory(quick_run):
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
     assert {"loss", "ce", "cdiv", "reg", "energy_real", "energy_sample", "accuracy",
-            "val_accuracy", "val_cdiv"} <= set(rows[0])
+            "val_accuracy", "val_cdiv", "val_class_energy_gap"} <= set(rows[0])
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["ece"] <= 1
     assert metrics["diverged"] is None
