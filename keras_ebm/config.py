@@ -68,10 +68,6 @@ class Config:
     px_weight: float = option(0.3, "JEM: weight of the generative terms (0: plain classifier)",
                               "model")
     reg_weight: float = option(0.1, "weight of the L2 energy regulariser", "model")
-    energy_floor: typing.Optional[float] = option(
-        None, "pull real images' energies below this back up (a squared hinge): a class the "
-        "training chains never reach then sinks no deeper than about this, instead of to "
-        "-1 / (2 reg_weight), where chains cannot enter (default: none)", "model")
     noise_levels: str = option("0.05,0.1,0.2", "dsm: comma-separated noise stds, one drawn per "
                                "example", "model")
     annealed: bool = option(False, "dsm: the energy at noise level sigma is E(x) / sigma (Song "
@@ -253,9 +249,6 @@ class Config:
         for name in non_negative:
             if getattr(self, name) < 0:
                 errors.append(f"--{name} must be >= 0, got {getattr(self, name)}")
-        if self.energy_floor is not None and self.model not in ("jem", "ebm"):
-            errors.append(f"--energy_floor shapes a contrastive-divergence energy (--model jem or "
-                          f"ebm); drop it for --model {self.model}")
         if not 0 < self.rbm_min_beta < 1:
             errors.append(f"--rbm_min_beta must be in (0, 1), got {self.rbm_min_beta}")
         if self.rbm_temperatures > 1 and not self.persistent:

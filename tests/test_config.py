@@ -119,16 +119,3 @@ def test_annealed_score_matching_sets_its_own_step_and_needs_dsm():
     with pytest.raises(ValueError, match="one step per noise level \\(3\\): raise --eval_steps 2 to 3"):
         config_lib.from_args(["--model", "dsm", "--annealed", "--noise_levels", "1,0.5,0.1",
                               "--eval_steps", "2"])
-
-
-def test_energy_floor_reaches_the_model_and_only_where_it_applies():
-    from keras_ebm.training.experiment import build_model
-
-    config = config_lib.from_args(["--energy_floor", "-1", "--network", "mlp"])
-    assert build_model(config, (28, 28, 1), 10, (-1.0, 1.0)).energy_floor == -1.0
-    assert config_lib.from_args(["--model", "ebm", "--energy_floor", "-0.5"]).energy_floor == -0.5
-    for model in ("dsm", "rbm"):
-        with pytest.raises(ValueError, match=f"--energy_floor .* drop it for --model {model}"):
-            config_lib.from_args(["--model", model, "--energy_floor", "-1"])
-    with pytest.raises(ValueError, match="--energy_floor must be a finite number"):
-        config_lib.from_args(["--energy_floor", "inf"])

@@ -5,8 +5,6 @@ Both read a network's scores ``f(x)`` as a log-density up to a constant:
 and the class-conditional energy is ``E(x, y) = -f(x)[y]``.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -35,8 +33,7 @@ class EBM(NetworkEnergyModel):
     replay-buffer states and minimises
 
     ``loss = cdiv_weight * (mean E(x_real) - mean E(x_sample))
-    + reg_weight * mean(E(x_real)^2 + E(x_sample)^2)``
-    (``+ floor_weight * mean(max(0, energy_floor - E(x_real))^2)`` with an ``energy_floor``).
+    + reg_weight * mean(E(x_real)^2 + E(x_sample)^2)``.
 
     The L2 energy regulariser keeps energies near zero (Du & Mordatch 2019;
     weight 0.1 in the Generative Deep Learning book and the UvA tutorial).
@@ -50,14 +47,6 @@ class EBM(NetworkEnergyModel):
         reinit_prob: chance a chain restarts from uniform noise (5%: Du & Mordatch 2019).
         reg_weight: weight of the L2 energy regulariser.
         cdiv_weight: weight of the contrastive-divergence term.
-        energy_floor: if set, real images' energies below it are pulled back by a
-            squared hinge (reported as ``floor``). Images the training chains never
-            reach otherwise sink until the L2 regulariser balances the contrastive term,
-            at ``-cdiv_weight / (2 reg_weight)`` (-5 at the defaults): a well too narrow
-            for sampling chains to enter, so their class vanishes from the samples. With
-            a floor the well stops at ``(2 floor_weight energy_floor - cdiv_weight) /
-            (2 reg_weight + 2 floor_weight)``, while energies above it train as before.
-        floor_weight: weight of that hinge.
         real_noise: std of Gaussian noise added to real images in training.
         value_range: data range; noise starts and samples are clamped to it.
         seed: integer seed for the sampler, buffer and noise.
@@ -84,7 +73,7 @@ class EBM(NetworkEnergyModel):
     def __init__(self, network, sampler=None, buffer_size=10000, reinit_prob=0.05,
                  reg_weight=0.1, cdiv_weight=1.0, real_noise=0.005, value_range=(-1.0, 1.0),
                  seed=None, chain_start="uniform", start_rank=64, refine_steps=0,
-                 refine_step_size=1.0, energy_floor=None, floor_weight=1.0, **kwargs):
+                 refine_step_size=1.0, **kwargs):
         super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
         if chain_start not in CHAIN_STARTS:
             raise ValueError(f"chain_start must be one of {CHAIN_STARTS}, got {chain_start!r}.")
@@ -95,13 +84,6 @@ class EBM(NetworkEnergyModel):
         self.reinit_prob = float(reinit_prob)
         self.reg_weight = float(reg_weight)
         self.cdiv_weight = float(cdiv_weight)
-        if energy_floor is not None and not (math.isfinite(energy_floor) and floor_weight > 0):
-            raise ValueError(f"energy_floor must be a finite number (or None) and floor_weight "
-                             f"> 0, got {energy_floor} and {floor_weight}.")
-        self.energy_floor = None if energy_floor is None else float(energy_floor)
-        self.floor_weight = float(floor_weight)
-        if self.energy_floor is not None:
-            self.metric_names = type(self).metric_names + ("floor",)
         self.real_noise = float(real_noise)
         self.chain_start = chain_start
         self.start_rank = int(start_rank)
@@ -320,25 +302,13 @@ class EBM(NetworkEnergyModel):
         energy_sample = marginal_energy(scores_sample)
         cdiv = tf.reduce_mean(energy_real) - tf.reduce_mean(energy_sample)
         reg = tf.reduce_mean(energy_real**2) + tf.reduce_mean(energy_sample**2)
-        terms = {
+        return {
             "loss": self.cdiv_weight * cdiv + self.reg_weight * reg,
             "cdiv": cdiv,
             "reg": reg,
             "energy_real": tf.reduce_mean(energy_real),
             "energy_sample": tf.reduce_mean(energy_sample),
         }
-        if self.energy_floor is not None:
-            terms["floor"] = tf.reduce_mean(tf.nn.relu(self.energy_floor - energy_real) ** 2)
-            terms["loss"] += self.floor_weight * terms["floor"]
-        return terms
-
-    def unreached_energy(self):
-        """Where the energy of a real image that the training chains never reach settles: the
-        minimum of its loss terms (``-inf`` without a regulariser or floor)."""
-        if self.energy_floor is not None:
-            return ((2 * self.floor_weight * self.energy_floor - self.cdiv_weight)
-                    / (2 * self.reg_weight + 2 * self.floor_weight))
-        return -self.cdiv_weight / (2 * self.reg_weight) if self.reg_weight > 0 else -math.inf
 
     def draws_negatives(self, training):
         return training
@@ -397,8 +367,6 @@ class EBM(NetworkEnergyModel):
             start_rank=self.start_rank,
             refine_steps=self.refine_steps,
             refine_step_size=self.refine_step_size,
-            energy_floor=self.energy_floor,
-            floor_weight=self.floor_weight,
         )
         return config
 

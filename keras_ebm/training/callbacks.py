@@ -136,9 +136,8 @@ class ClassEnergyWatch(keras.callbacks.Callback):
     when one class sinks into a well the training chains do not reach.
 
     A JEM pushes the energy of real images down and that of its chain samples up. When the
-    chains never reach one class's images, only the regulariser (and an energy floor, if set)
-    pushes back, and that class's energy settles at the model's ``unreached_energy()``
-    (``-cdiv_weight / (2 reg_weight)`` = -5 at the defaults): a deep, narrow well that
+    chains never reach one class's images, nothing pushes back but the L2 regulariser, and that
+    class's energy settles at ``-cdiv_weight / (2 reg_weight)``: a deep, narrow well that
     sampling chains cannot enter, so the class vanishes from the samples. Each epoch this adds
     ``val_class_energy_gap`` to the logs (median minus lowest of the per-class mean energies
     of ``images``; before the CSV logger in the callback list, so it reaches ``metrics.csv``)
@@ -171,15 +170,16 @@ class ClassEnergyWatch(keras.callbacks.Callback):
         gap = median - means[lowest]
         if logs is not None:
             logs["val_class_energy_gap"] = gap
-        well = self.model.unreached_energy()
-        if gap > -well / 2 and lowest not in self.warned:
+        reg_weight = self.model.reg_weight
+        well = self.model.cdiv_weight / (2 * reg_weight) if reg_weight > 0 else math.inf
+        if gap > well / 2 and lowest not in self.warned:
             self.warned.add(lowest)
             log.warning(
                 "Class %d's real images sit at energy %.2f, %.2f below the median class (%.2f): "
                 "the training chains do not reach them and the class is vanishing from the "
-                "samples. Unreached images sink to %.2f; pass --energy_floor (e.g. -1) or raise "
-                "--reg_weight (now %g) to make the well shallower.", lowest, means[lowest], gap,
-                median, well, self.model.reg_weight)
+                "samples. The L2 regulariser caps such a well at -%.2f; raise --reg_weight "
+                "(now %g) to make it shallower.", lowest, means[lowest], gap, median, well,
+                reg_weight)
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -63,8 +63,7 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
     )
     common = dict(
         sampler=sampler, buffer_size=config.buffer_size, reinit_prob=config.reinit_prob,
-        reg_weight=config.reg_weight, energy_floor=config.energy_floor,
-        real_noise=config.real_noise, seed=config.seed,
+        reg_weight=config.reg_weight, real_noise=config.real_noise, seed=config.seed,
         value_range=value_range, chain_start=config.chain_start,
         refine_steps=config.refine_steps, refine_step_size=config.refine_step_size,
     )

@@ -90,51 +90,6 @@ def test_plain_classifier_baseline_draws_no_samples():
     assert logs["loss"] == pytest.approx(logs["ce"], rel=1e-5)
 
 
-
-def test_energy_floor_adds_a_squared_hinge_on_real_energies_only():
-    model = JEM(linear_network(), buffer_size=4, reg_weight=0.1, energy_floor=-1.0,
-                floor_weight=2.0, seed=0)
-    real = tf.constant([[3.0, 0.0], [0.0, 0.0]])  # energies -3.05 (below the floor), -0.69
-    sample = tf.constant([[5.0, 5.0], [0.0, 0.0]])  # -5.69: a sample below it is not pulled
-    terms = model.loss_terms(real, sample, tf.constant([0, 1]))
-    e_real = np.array([-np.log(np.exp(3) + 1), -np.log(2)])
-    e_sample = np.array([-np.log(2 * np.exp(5)), -np.log(2)])
-    floor = np.mean(np.maximum(0.0, -1.0 - e_real) ** 2)
-    assert terms["floor"].numpy() == pytest.approx(floor, rel=1e-5)
-    ce = np.mean([np.log(np.exp(3) + 1) - 3, np.log(2)])
-    reg = np.mean(e_real**2) + np.mean(e_sample**2)
-    cdiv = e_real.mean() - e_sample.mean()
-    assert terms["loss"].numpy() == pytest.approx(ce + cdiv + 0.1 * reg + 2.0 * floor, rel=1e-5)
-
-
-@pytest.mark.parametrize("kwargs", [{}, {"energy_floor": -1.0}, {"energy_floor": 0.5,
-                                                                    "floor_weight": 3.0}])
-def test_unreached_energy_is_the_minimum_of_an_images_loss_terms(kwargs):
-    """An image no negative comes near feels only its own terms: cdiv_weight * E,
-    reg_weight * E^2 and the floor's hinge; numerically minimised on a fine grid."""
-    model = EBM(linear_network(1), buffer_size=4, reg_weight=0.1, cdiv_weight=1.5, seed=0,
-                **kwargs)
-    grid = np.linspace(-20, 5, 250001)
-    loss = 1.5 * grid + 0.1 * grid**2
-    if "energy_floor" in kwargs:
-        loss += kwargs.get("floor_weight", 1.0) * np.maximum(0.0, kwargs["energy_floor"] - grid) ** 2
-    assert model.unreached_energy() == pytest.approx(grid[np.argmin(loss)], abs=1e-3)
-
-
-def test_energy_floor_is_reported_saved_and_checked(tmp_path):
-    model = small_jem(energy_floor=-1.0)
-    model.compile(keras.optimizers.Adam(1e-3))
-    x = tf.random.stateless_uniform([8, 28, 28, 1], seed=[0, 2], minval=-1, maxval=1)
-    assert "floor" in model.train_on_batch(x, tf.range(8), return_dict=True)
-    model.save(str(tmp_path / "floor.keras"))
-    restored = keras.saving.load_model(str(tmp_path / "floor.keras"))
-    assert restored.energy_floor == -1.0 and restored.unreached_energy() == model.unreached_energy()
-    assert "floor" not in small_jem().metric_names
-    with pytest.raises(ValueError, match="energy_floor must be a finite number"):
-        small_jem(energy_floor=float("nan"))
-    with pytest.raises(ValueError, match="floor_weight > 0"):
-        small_jem(energy_floor=-1.0, floor_weight=0.0)
-
 def test_train_step_updates_buffer_and_reports_all_metrics():
     model = small_jem()
     model.compile(keras.optimizers.Adam(1e-3, beta_1=0.0))

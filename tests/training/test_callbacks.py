@@ -94,8 +94,7 @@ def test_checkpoint_keeps_best_and_last(model, tmp_path):
 class _FixedEnergies:
     """Stands in for a JEM: the energy of an image is its first pixel."""
 
-    cdiv_weight, energy_floor, floor_weight = 1.0, None, 1.0
-    unreached_energy = JEM.unreached_energy
+    cdiv_weight = 1.0
 
     def __init__(self, reg_weight):
         self.reg_weight = reg_weight
