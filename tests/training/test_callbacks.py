@@ -95,6 +95,7 @@ class _FixedEnergies:
     """Stands in for a JEM: the energy of an image is its first pixel."""
 
     cdiv_weight = 1.0
+    sampler = LangevinSampler(step_size=10.0)
 
     def __init__(self, reg_weight):
         self.reg_weight = reg_weight
@@ -123,7 +124,8 @@ def test_class_energy_watch_logs_the_gap_and_warns_once_about_a_sunken_class(cap
     assert logs["val_class_energy_gap"] == pytest.approx(0.1 + 4.9, abs=1e-5)  # median 0.1
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
-    assert "Class 1" in warnings[0] and "--reg_weight" in warnings[0]
+    assert "Class 1" in warnings[0] and "--langevin_alpha (now 10" in warnings[0]
+    assert "--reg_weight (now 0.1" in warnings[0]
 
 
 def test_class_energy_watch_is_quiet_within_half_the_well():
