@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from bench_mnist import append_results, machine
+from bench_mnist import machine, publish
 import keras
 from keras_ebm import data
 from keras_ebm.evaluation import reference
@@ -84,9 +84,7 @@ def main(argv=None):
                f"500 per sample seed ({', '.join(map(str, args.seeds))}), the model's chain starts, "
                f"{args.steps} Langevin steps and its noise-free refinement, labelled by the "
                "reference classifier.\n\n" + "\n".join(lines) + "\n")
-    print(section)
-    if args.record:
-        append_results(section)
+    publish(section, args.record)
     return 0
 
 

@@ -55,6 +55,13 @@ def append_results(section):
         f.write(section)
 
 
+def publish(section, record=True):
+    """Print a results section (markdown) and, with ``record``, append it to RESULTS.md."""
+    print(section)
+    if record:
+        append_results(section)
+
+
 def record(run_dir, command, wall=None):
     evaluation_dir = os.path.join(run_dir, "evaluation")
     if not os.path.isfile(os.path.join(evaluation_dir, "evaluation.json")):

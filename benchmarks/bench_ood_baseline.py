@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from bench_mnist import append_results, machine
+from bench_mnist import machine, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -120,9 +120,7 @@ def main(argv=None):
                "test images of that digit; last column: the set without the OOD images made from "
                "digits whose transformed images the yardstick finds more typical than test "
                "digits (they are digits themselves: a mirrored 1 is a 1).\n\n" + "\n".join(digit_lines) + "\n")
-    print(section)
-    if args.record:
-        append_results(section)
+    publish(section, args.record)
     return 0
 
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from bench_mnist import append_results, machine
+from bench_mnist import machine, publish
 import keras
 from keras_ebm import data
 from keras_ebm.evaluation import report, reference
@@ -94,9 +94,7 @@ def main(argv=None):
                f"{floor:.2f} ± {np.std(floors, ddof=1):.2f} over 5 subsets); 50 class-conditional "
                f"samples per class (seed {CONDITIONAL_SEED}), scored for their labels and, pooled, by the same FID."
                "\n\n" + "\n".join(lines) + "\n")
-    print(section)
-    if args.record:
-        append_results(section)
+    publish(section, args.record)
     return 0
 
 
