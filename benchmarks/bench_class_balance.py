@@ -26,17 +26,19 @@ from bench_mnist import machine, publish
 import keras
 from keras_ebm import data
 from keras_ebm.evaluation import reference
+from keras_ebm.training import callbacks
 
 
-def class_energies(model, images, labels, batch_size=500):
-    energies = np.concatenate([model.energy(images[i:i + batch_size]).numpy()
-                               for i in range(0, len(images), batch_size)])
-    return [float(energies[labels == c].mean()) for c in range(int(labels.max()) + 1)]
+def class_energies(model, images, labels):
+    """Mean energy of each class's images, as training's ``ClassEnergyWatch`` computes it."""
+    watch = callbacks.ClassEnergyWatch(images, labels)
+    watch.set_model(model)
+    return list(watch.class_energies().values())
 
 
-def early_reg(run_dir, epochs=3):
+def reg_per_epoch(run_dir):
     with open(os.path.join(run_dir, "metrics.csv")) as f:
-        return [float(row["reg"]) for row in csv.DictReader(f)][:epochs]
+        return [float(row["reg"]) for row in csv.DictReader(f)]
 
 
 def main(argv=None):
@@ -67,9 +69,9 @@ def main(argv=None):
             samples = model.generate(500, steps=args.steps, seed=seed)
             labels = reference.predict(judge, samples.numpy()).argmax(-1)
             counts.append(np.bincount(labels, minlength=splits.num_classes).tolist())
-        reg = early_reg(run_dir)
-        lines.append(f"| `{run_dir}` | {len(open(os.path.join(run_dir, 'metrics.csv')).readlines()) - 1} "
-                     f"| {', '.join(f'{r:.2f}' for r in reg)} "
+        reg = reg_per_epoch(run_dir)
+        lines.append(f"| `{run_dir}` | {len(reg)} "
+                     f"| {', '.join(f'{r:.2f}' for r in reg[:3])} "
                      f"| {' / '.join(f'{e:.2f}' for e in energies)} "
                      f"| {np.median(energies) - min(energies):.2f} "
                      f"| {'; '.join(' '.join(map(str, c)) for c in counts)} |")

@@ -53,8 +53,8 @@ RECIPES = {
     # chains never reach has its energy pushed down until the regulariser balances the
     # contrastive term: at -1 / (2 reg_weight), -5 at 0.1. Seed 4 of the 45-minute cells lost
     # its 1s that way (their energy -4.9, the other classes near 0; chains could not enter the
-    # well). 0.3 caps the well at -1.7; on seed 4's first 2 epochs the 1s stay at -0.4. But it
-    # costs sample quality: at 15 minutes, seed 1, FID 3.8x the floor (informative-k10: 2.8x).
+    # well). 0.3 caps the well at -1.7; on seed 4's first 2 epochs the 1s stay at -0.4. At 15
+    # minutes, seed 1: FID 3.8x the floor, a same-session informative-k10 control 4.0x.
     "informative-k10-reg03": ["--chain_start", "class_gaussian", "--refine_steps", "50",
                               "--eval_steps", "50", "--langevin_steps", "10", "--reg_weight", "0.3"],
     # informative-k10 with half the Langevin step size (5). On seed 4's first 2 epochs the

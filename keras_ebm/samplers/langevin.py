@@ -253,7 +253,8 @@ class AnnealedLangevinSampler(LangevinSampler):
 
     A chain of ``steps`` steps passes through ``noise_levels`` from the largest to the
     smallest, an equal share of the steps at each (up to one step; at least one per level).
-    At level ``sigma_i`` it runs the unadjusted Langevin update on ``E(x) / sigma_i`` with step ``step_size * (sigma_i / sigma_min)^2``
+    At level ``sigma_i`` it runs the unadjusted Langevin update on ``E(x) / sigma_i`` with step
+    ``step_size * (sigma_i / sigma_min)^2``
     (so ``step_size``, by default ``0.1 * sigma_min^2``, is the step at the smallest level):
     ``x <- x - eta_i grad E(x) / sigma_i + sqrt(2 eta_i) N(0, I)``. The chain is not clamped
     (the noisy levels live outside the data range); with ``denoise`` the final states take one

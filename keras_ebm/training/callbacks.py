@@ -140,10 +140,10 @@ class ClassEnergyWatch(keras.callbacks.Callback):
     class's energy settles at ``-cdiv_weight / (2 reg_weight)``: a deep, narrow well that
     sampling chains cannot enter, so the class vanishes from the samples. (On MNIST it struck
     the 1s of one seed in its first two epochs; half the Langevin step size, or 3x the
-    regulariser, kept them.) Each epoch this adds
-    ``val_class_energy_gap`` to the logs (median minus lowest of the per-class mean energies
-    of ``images``; before the CSV logger in the callback list, so it reaches ``metrics.csv``)
-    and warns once per class when the gap passes half the well's depth.
+    regulariser, kept them.) Each epoch this adds ``val_class_energy_gap`` to the logs (median
+    minus lowest of the per-class mean energies of ``images``; before the CSV logger in the
+    callback list, so it reaches ``metrics.csv``) and warns once per class when the gap passes
+    half the well's depth.
 
     Args:
         images: real images ``[N, ...]`` (e.g. validation images), every class present.
