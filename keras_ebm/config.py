@@ -16,6 +16,8 @@ PARAMETERIZATIONS = ("sgld", "langevin")
 CHAIN_STARTS = ("uniform", "class_gaussian")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
+MAX_SAMPLES_PER_CALL = 65536  # generate runs its chains side by side; more would exhaust memory
+BUDGETED_EPOCHS = 1000  # --epochs under --budget_minutes when not given: the budget decides
 
 
 SECTIONS = ("data", "model", "sampler", "training", "output", "reliability", "evaluation",
@@ -69,7 +71,8 @@ class Config:
                               "model")
     reg_weight: float = option(0.1, "weight of the L2 energy regulariser", "model")
     noise_levels: str = option("0.05,0.1,0.2", "dsm: comma-separated noise stds, one drawn per "
-                               "example", "model")
+                               "example (the default suits toy data; for images in [-1, 1] "
+                               "with --annealed, e.g. a ladder from 2 down to 0.02)", "model")
     annealed: bool = option(False, "dsm: the energy at noise level sigma is E(x) / sigma (Song "
                             "& Ermon 2020), sampled by annealed Langevin from the largest level "
                             "to the smallest and a final denoising step; --langevin_alpha is "
@@ -98,7 +101,8 @@ class Config:
                                    "langevin (noise sqrt(2 * step size))", "sampler",
                                    PARAMETERIZATIONS)
     buffer_size: int = option(10000, "replay-buffer size", "sampler")
-    reinit_prob: float = option(0.05, "chance a chain restarts from a fresh start", "sampler")
+    reinit_prob: float = option(0.05, "per chain and training iteration, the chance that a "
+                                "buffer chain restarts from --chain_start", "sampler")
     chain_start: typing.Optional[str] = option(
         None, "where new chains start (buffer restarts and generated samples): uniform noise, or "
         "class_gaussian, one Gaussian per class fitted to the training images (default: "
@@ -111,8 +115,9 @@ class Config:
                                          "random y, the rest from E(x) (the flag alone: 1)",
                                          "sampler", flag_alone=1.0)
     # Optimisation
-    epochs: int = option(15, "passes over the training images (an upper bound with "
-                         "--budget_minutes)", "training")
+    epochs: typing.Optional[int] = option(
+        None, "passes over the training images (default: 15; with --budget_minutes, as many as "
+        "the budget buys)", "training")
     budget_minutes: typing.Optional[float] = option(
         None, "stop after this much compute (process CPU minutes / usable cores); the learning "
         "rate then decays over the budget instead of the epochs", "training")
@@ -195,6 +200,8 @@ class Config:
         toy = self.dataset.startswith("toy:")
         if self.shift is None:
             self.shift = 0 if toy else 1
+        if self.epochs is None:
+            self.epochs = 15 if self.budget_minutes is None else BUDGETED_EPOCHS
         if self.chain_start is None:
             self.chain_start = "class_gaussian" if self.model == "jem" and not toy else "uniform"
         if self.langevin_alpha is None:
@@ -260,6 +267,12 @@ class Config:
                                               or self.dataset.startswith("toy:")):
             errors.append(f"--chain_start {self.chain_start} is for image JEMs and EBMs; "
                           "leave it at uniform for this model or dataset")
+        if self.eval_samples > MAX_SAMPLES_PER_CALL:
+            errors.append(f"--eval_samples must be at most {MAX_SAMPLES_PER_CALL} (the chains run "
+                          f"side by side), got {self.eval_samples}")
+        if self.data_file and not self.dataset == "mnist":
+            errors.append(f"--data_file replaces the bundled MNIST; --dataset {self.dataset} "
+                          "loads its own data: drop one of them")
         if not 0 <= self.conditional_sampling <= 1:
             errors.append(f"--conditional_sampling must be a share in [0, 1], "
                           f"got {self.conditional_sampling}")
@@ -364,8 +377,8 @@ def _help(field):
 def build_parser(parser=None):
     """An ``argparse`` parser with one ``--flag`` per :class:`Config` field, grouped by section."""
     parser = parser or argparse.ArgumentParser(
-        description="Train an energy-based model (JEM, EBM or RBM) with keras_ebm; every output "
-                    "goes into one run directory.",
+        description="Train an energy-based model (JEM, EBM, RBM or score matching) with "
+                    "keras_ebm; every output goes into one run directory.",
     )
     groups = {name: parser.add_argument_group(name) for name in SECTIONS}
     hints = typing.get_type_hints(Config)

@@ -160,4 +160,7 @@ def load_for_export(path, accepted=None):
         raise ExportError(f"{path} holds a {type(model).__name__}, not a keras_ebm {names}; "
                           "this command takes those (an RBM run reports its likelihood in "
                           "log_likelihood.json).")
+    if len(model.sample_shape) != 3:
+        raise ExportError(f"{path} models {model.sample_shape[0]}-D points (a toy density), not "
+                          "images; this command takes image models.")
     return model, pad

@@ -98,6 +98,12 @@ def test_library_messages_reach_the_command_line_in_flag_terms(tmp_path, capsys)
     assert f"Data file not found: {missing}" in err and "or pass --data_file PATH" in err
 
 
+def test_a_compute_budget_alone_decides_the_number_of_epochs():
+    assert config_lib.from_args([]).epochs == 15
+    assert config_lib.from_args(["--budget_minutes", "60"]).epochs == config_lib.BUDGETED_EPOCHS
+    assert config_lib.from_args(["--budget_minutes", "60", "--epochs", "3"]).epochs == 3
+
+
 def test_the_default_recipe_depends_on_where_chains_start():
     jem = config_lib.from_args([])
     assert (jem.chain_start, jem.langevin_steps, jem.refine_steps, jem.eval_steps,

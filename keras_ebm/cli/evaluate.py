@@ -25,8 +25,9 @@ def main(argv=None):
                         help="an MNIST-style .npz the model was trained on (default: the run's)")
     parser.add_argument("--samples", type=int, default=500, help="unconditional samples per seed")
     parser.add_argument("--steps", type=int, default=None,
-                        help="Langevin steps of the sample chains (default: the run's --eval_steps, "
-                             "else 500; the model's noise-free refinement steps follow)")
+                        help="Langevin steps of the sample chains (default: the run's --eval_steps; for "
+                             "a bare .keras file 50 with class-Gaussian starts, else 500; the "
+                             "model's noise-free refinement steps follow)")
     parser.add_argument("--num_test", type=int, default=10000, help="test images used")
     parser.add_argument("--warm_start", type=float, default=0.8,
                         help="also score conditional chains that run this share of their steps on E(x) first")
@@ -40,6 +41,9 @@ def main(argv=None):
     try:
         if args.samples < 10 or (args.steps is not None and args.steps < 0) or args.num_test < 10:
             raise ExportError("--samples and --num_test must be >= 10 and --steps >= 0")
+        if args.samples > config_lib.MAX_SAMPLES_PER_CALL:
+            raise ExportError(f"--samples must be at most {config_lib.MAX_SAMPLES_PER_CALL} (the "
+                              f"chains run side by side), got {args.samples}")
         if not 0 <= args.warm_start <= 1:
             raise ExportError(f"--warm_start must be a share in [0, 1], got {args.warm_start}")
         run_config = {}
@@ -64,12 +68,18 @@ def main(argv=None):
                               f"{data_file or dataset} holds "
                               f"{'x'.join(map(str, splits.image_shape))} images. Pass the "
                               "dataset it was trained on with --dataset or --data_file")
+        held_out = max(len(splits.x_val), len(splits.x_train))
+        if held_out < args.samples:
+            raise ExportError(f"--samples {args.samples} needs as many held-out images for the "
+                              f"FID floor; {data_file or dataset} has {held_out}: lower --samples")
     except (ExportError, data.DataError) as err:
         print(f"error: {config_lib.in_flag_terms(str(err))}", file=sys.stderr)
         return 2
     out = args.out or (args.model if os.path.isdir(args.model) else os.path.dirname(args.model))
     out = os.path.join(out, "evaluation") if not args.out else out
-    steps = args.steps if args.steps is not None else run_config.get("eval_steps", 500)
+    steps = args.steps if args.steps is not None else run_config.get("eval_steps")
+    if steps is None:  # a bare .keras file: the default of its kind of chain start
+        steps = 50 if getattr(model, "chain_start", "uniform") == "class_gaussian" else 500
     results = evaluate_model(model, splits, out, pad=pad, num_samples=args.samples,
                              steps=steps, num_test=args.num_test, warm_start=args.warm_start)
     print(format_table(results))

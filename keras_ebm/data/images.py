@@ -124,7 +124,8 @@ def load_dataset(name="mnist", data_file=None, validation_size=5000, subset=None
     check_splits(x_train, y_train, x_test, y_test, source)
     if not 0 <= validation_size < len(x_train):
         raise DataError(
-            f"validation_size must be in [0, {len(x_train)}), got {validation_size}."
+            f"validation_size={validation_size} must be in [0, {len(x_train)}): hold out fewer "
+            "images than the training split has."
         )
     order = np.random.default_rng(seed).permutation(len(x_train))
     val_idx, train_idx = order[:validation_size], order[validation_size:]

@@ -9,13 +9,11 @@ import keras
 import tensorflow as tf
 
 from keras_ebm import distribute
-from keras_ebm.config import CHAIN_STARTS
+from keras_ebm.config import CHAIN_STARTS, MAX_SAMPLES_PER_CALL
 from keras_ebm.models.base import NetworkEnergyModel, marginal_energy
 from keras_ebm.samplers.buffer import ReplayBuffer
 from keras_ebm.samplers.chain_start import ClassGaussianStart
 from keras_ebm.samplers.langevin import LangevinSampler
-
-MAX_SAMPLES_PER_CALL = 65536  # chains run side by side; more would exhaust memory
 
 
 def class_energy(scores, labels):
@@ -44,7 +42,8 @@ class EBM(NetworkEnergyModel):
         network: a ``keras.Model`` mapping images to scores ``[batch, k]``.
         sampler: a :class:`LangevinSampler` (or its config dict).
         buffer_size: replay-buffer size.
-        reinit_prob: chance a chain restarts from uniform noise (5%: Du & Mordatch 2019).
+        reinit_prob: per chain and training iteration, the chance that a buffer chain
+            restarts from ``chain_start`` (5%: Du & Mordatch 2019).
         reg_weight: weight of the L2 energy regulariser.
         cdiv_weight: weight of the contrastive-divergence term.
         real_noise: std of Gaussian noise added to real images in training.
@@ -388,8 +387,10 @@ class JEM(EBM):
     only that share of them, the rest from ``E(x)``.
 
     Args:
+        network: a ``keras.Model`` mapping images to ``[batch, num_classes]`` logits.
         ce_weight: weight of the cross-entropy term.
-        px_weight: weight of the generative ``log p(x)`` terms (0 disables them).
+        px_weight: weight of the generative ``log p(x)`` terms (0 disables them; ``train.py``
+            uses 0.3).
         conditional_sampling: share of negatives sampled class-conditionally
             (``True`` = all, ``False`` = none).
         **kwargs: passed to :class:`EBM`.

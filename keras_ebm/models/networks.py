@@ -161,7 +161,16 @@ def resnet(input_shape=(28, 28, 1), num_outputs=10, filters=(16, 32, 64), blocks
 
 
 def get_network(name, input_shape=(28, 28, 1), num_outputs=10, spectral_norm=False, **kwargs):
-    """Build a network by name (one of ``NETWORKS``)."""
+    """Build a network by name.
+
+    Args:
+        name: one of ``NETWORKS``: ``"mlp"``, ``"cnn"``, ``"cnn_wide"`` or ``"resnet"``.
+        input_shape: shape of one input (an image ``(H, W, C)``, or ``(dim,)`` for points).
+        num_outputs: scores per input (classes for a JEM, 1 for an EBM's energy).
+        spectral_norm: wrap the weight layers in spectral normalisation.
+        **kwargs: passed to the builder of that name (e.g. ``hidden_units`` of
+            :func:`mlp`, ``filters`` and ``dense_units`` of :func:`cnn`).
+    """
     builders = {"mlp": mlp, "cnn": cnn, "cnn_wide": cnn_wide, "resnet": resnet}
     if name not in builders:
         raise ValueError(f"Unknown network {name!r}; choose one of {', '.join(NETWORKS)}.")

@@ -139,18 +139,40 @@ def prepare_data(config, splits):
             f"--batch_size {config.batch_size} is larger than the {len(splits.x_train)} "
             "training images; lower it."
         )
-    if config.chain_start == "class_gaussian" and config.model == "jem":
+    check_fits(config, splits)
+    input_shape = splits.image_shape  # toy densities: points [dim]
+    if len(input_shape) == 3:
+        height, width, channels = input_shape
+        input_shape = (height + 2 * config.pad, width + 2 * config.pad, channels)
+    return PreparedData(train, val, test, steps_per_epoch, input_shape)
+
+
+def check_fits(config, splits):
+    """A ``RunError`` naming the flag to change when ``splits`` cannot serve ``config``."""
+    if config.model == "jem" and splits.num_classes < 2:
+        raise RunError(f"--model jem classifies, and the training labels hold "
+                       f"{splits.num_classes} class; train an unconditional --model ebm instead.")
+    if config.chain_start == "class_gaussian":
         counts = np.bincount(splits.y_train, minlength=splits.num_classes)
         if counts.min() < 2:
             raise RunError(f"--chain_start class_gaussian fits one Gaussian per class and needs at "
                            f"least 2 training images of each; the training split has "
                            f"{counts.tolist()} per class. Train on more images (--subset) or pass "
                            "--chain_start uniform.")
-    input_shape = splits.image_shape  # toy densities: points [dim]
-    if len(input_shape) == 3:
-        height, width, channels = input_shape
-        input_shape = (height + 2 * config.pad, width + 2 * config.pad, channels)
-    return PreparedData(train, val, test, steps_per_epoch, input_shape)
+    if config.model == "jem" and config.conditional_sampling and (
+            config.buffer_size < splits.num_classes):
+        raise RunError(f"--conditional_sampling keeps buffer chains per class: --buffer_size "
+                       f"{config.buffer_size} must be at least the {splits.num_classes} classes.")
+
+
+def check_evaluation(config, splits):
+    """A ``RunError`` before training when the final evaluation could not score ``splits``."""
+    held_out = max(len(splits.x_val), len(splits.x_train))
+    scores_samples = len(splits.image_shape) == 3 and config.model != "rbm"
+    if config.evaluate and scores_samples and held_out < config.eval_samples:
+        raise RunError(f"The evaluation compares --eval_samples {config.eval_samples} samples "
+                       f"with as many held-out images, and this run has {held_out}; lower "
+                       "--eval_samples or pass --evaluate false.")
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -264,6 +286,7 @@ def run(config):
     splits = data.load_dataset(config.dataset, config.data_file, config.validation_size,
                                config.subset, config.seed)
     prepared = prepare_data(config, splits)
+    check_evaluation(config, splits)
     run_dir, resuming = open_run_dir(config)
     log.info("Data: %d train, %d validation, %d test images of shape %s",
              len(splits.x_train), len(splits.x_val), len(splits.x_test), splits.image_shape)

@@ -114,6 +114,9 @@ def test_exported_endpoints_reject_bad_inputs(exported, call, error, message):
     (["--model", "rbm", "--chain_start", "class_gaussian"], "--chain_start class_gaussian is for image"),
     (["--refine_steps", "-1"], "--refine_steps must be >= 0"),
     (["--refine_step_size", "0"], "--refine_step_size must be > 0"),
+    (["--eval_samples", "70000"], "--eval_samples must be at most 65536"),
+    (["--dataset", "toy:rings", "--model", "ebm", "--network", "mlp", "--data_file", "x.npz"],
+     "--data_file replaces the bundled MNIST; --dataset toy:rings"),
 ])
 def test_bad_resume_and_recovery_flags(flags, message):
     with pytest.raises(ValueError, match=message):
@@ -165,6 +168,25 @@ def test_data_files_with_bad_labels_or_splits_are_refused_before_training(tmp_pa
     assert not out.exists()  # refused before the run directory is made
 
 
+@pytest.mark.parametrize("overrides, flags, message", [
+    ({"y_train": np.zeros(40, int), "y_test": np.zeros(20, int)}, ["--chain_start", "uniform"],
+     "--model jem classifies, and the training labels hold 1 class"),
+    ({}, ["--conditional_sampling", "--buffer_size", "5", "--chain_start", "uniform"],
+     "--buffer_size 5 must be at least the 10 classes"),
+    ({}, ["--model", "ebm", "--chain_start", "class_gaussian", "--subset", "15"],
+     "needs at least 2 training images of each"),
+    ({}, [], "lower --eval_samples or pass --evaluate false"),
+])
+def test_data_that_cannot_serve_the_flags_is_refused_before_training(tmp_path, capsys, overrides,
+                                                                     flags, message):
+    path = write_mnist_like(tmp_path / "data.npz", **overrides)
+    out = tmp_path / "run"
+    assert train_cli.main(["--data_file", path, "--out", str(out), "--validation_size", "5",
+                           "--batch_size", "8", *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_resume_refuses_other_settings_and_finished_runs(tmp_path):
     config = config_lib.Config(out=str(tmp_path), resume=True, lr=1e-3)
     assert reopen_run_dir(str(tmp_path), config) is False  # nothing there: start
@@ -182,7 +204,7 @@ def test_an_unwritable_output_directory_fails_before_anything_is_written(tmp_pat
     (tmp_path / "a_file").write_text("not a directory")
     out = tmp_path / "a_file" / "run"
     assert train_cli.main(["--out", str(out), "--subset", "64", "--validation_size", "10",
-                       "--batch_size", "16"]) == 2
+                       "--batch_size", "16", "--evaluate", "false"]) == 2
     assert "Cannot write to run directory" in capsys.readouterr().err
     assert (tmp_path / "a_file").read_text() == "not a directory"
 
@@ -257,6 +279,21 @@ def test_evaluate_and_export_refuse_models_that_are_not_ebms(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "not a keras_ebm EBM or ScoreMatching" in err and "not a keras_ebm EBM;" in err, err
     assert not (run_dir / "evaluation").exists() and not (tmp_path / "out").exists()
+
+
+def test_evaluate_and_export_refuse_toy_density_models(tmp_path, capsys):
+    from keras_ebm.models.ebm import EBM
+
+    toy = EBM(networks.mlp(input_shape=(2,), num_outputs=1, hidden_units=(4,)), buffer_size=8,
+              sampler=LangevinSampler(steps=1), seed=0)
+    toy.compile(keras.optimizers.Adam(1e-3))
+    toy.energy(np.zeros((1, 2), np.float32))
+    toy.save(tmp_path / "toy.keras")
+    assert evaluate_cli.main([str(tmp_path / "toy.keras")]) == 2
+    assert export_cli.main([str(tmp_path / "toy.keras"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("models 2-D points (a toy density), not images") == 2, err
+    assert not (tmp_path / "evaluation").exists() and not (tmp_path / "out").exists()
 
 
 # --- fuzzing: random bad values never reach TensorFlow's internals -------------------------
