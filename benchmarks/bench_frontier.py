@@ -3,6 +3,7 @@
     python benchmarks/bench_frontier.py run --budget 15 --seed 1            # one cell
     python benchmarks/bench_frontier.py run --budget 15 --seed 1 --recipe uniform
     python benchmarks/bench_frontier.py table                                # aggregate
+    python benchmarks/bench_frontier.py compare --cells DIR --baseline A --recipe B  # paired
 
 A cell runs ``train.py`` with ``--budget_minutes BUDGET --seed SEED`` and the recipe's
 flags into ``benchmarks/runs/frontier/<recipe>-b<budget>-s<seed>`` (the budget counts the
@@ -12,7 +13,9 @@ budget on a shared machine; the wall time is recorded beside it). The run ends w
 ``keras_ebm.evaluation.report`` on its final weights; the cell's figures are written to
 ``benchmarks/frontier/<cell>.json``. ``table`` writes the mean and spread over seeds of every
 recorded (recipe, budget) to ``benchmarks/RESULTS.md`` and the frontier figure to
-``benchmarks/figures/frontier.png``.
+``benchmarks/figures/frontier.png``. ``compare`` pairs two recipes' cells of the same seeds
+(run in one session, kept in their own ``--cells`` directory, since sessions differ more than
+seeds) and reports each figure's difference, paired by seed, with its spread.
 """
 
 import argparse
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from bench_mnist import append_results, machine
+from bench_mnist import append_results, machine, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -97,7 +100,7 @@ def summarise(run_dir):
     }
 
 
-def run_cell(budget, seed, recipe):
+def run_cell(budget, seed, recipe, cells=CELLS):
     name = f"{recipe}-b{budget:g}-s{seed}"
     run_dir = os.path.join(HERE, "runs", "frontier", name)
     flags = ["--budget_minutes", f"{budget:g}", "--seed", str(seed), *COMMON, *RECIPES[recipe]]
@@ -111,8 +114,8 @@ def run_cell(budget, seed, recipe):
                command=f"python benchmarks/bench_frontier.py run --budget {budget:g} "
                        f"--seed {seed} --recipe {recipe}",
                train_flags=" ".join(flags))
-    os.makedirs(CELLS, exist_ok=True)
-    with open(os.path.join(CELLS, name + ".json"), "w") as f:
+    os.makedirs(cells, exist_ok=True)
+    with open(os.path.join(cells, name + ".json"), "w") as f:
         json.dump(row, f, indent=2, sort_keys=True)
     print(json.dumps(row, indent=2, sort_keys=True))
     return row
@@ -154,13 +157,19 @@ def processor(machine_text):
     return " ".join(name.replace("(R)", "").replace("(TM)", "").replace(" Processor", "").split())
 
 
-def load_cells():
-    """Recorded cells grouped by (recipe, budget, CPU): a CPU minute buys different amounts of
-    training on different machines, so cells from different CPUs are never averaged."""
+def read_cells(cells=CELLS):
+    """The recorded cells of a directory."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(CELLS, "*.json"))):
+    for path in sorted(glob.glob(os.path.join(cells, "*.json"))):
         with open(path) as f:
             rows.append(json.load(f))
+    return rows
+
+
+def load_cells(cells=CELLS):
+    """Recorded cells grouped by (recipe, budget, CPU): a CPU minute buys different amounts of
+    training on different machines, so cells from different CPUs are never averaged."""
+    rows = read_cells(cells)
     groups = {}
     for row in rows:
         groups.setdefault((row["recipe"], row["budget"], processor(row["machine"])), []).append(row)
@@ -192,6 +201,55 @@ def table(groups):
                  f"{_mean_std(get('nearest_train_samples'))} ({rows[0]['nearest_train_test']:.2f})"]
         cells += [_mean_std([r["ood_best_auroc"][name] for r in rows], digits=3) for name in sets]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# (label, key, scale, digits, higher is better) of the paired comparison
+COMPARED = [("test accuracy %", "accuracy", 100, 2, True), ("ECE %", "ece", 100, 2, False),
+            ("FID / floor", "fid_ratio", 1, 2, False),
+            ("cond. acc. %", "conditional_accuracy", 100, 1, True),
+            ("worst class %", "worst_class_accuracy", 100, 1, True),
+            ("coverage", "coverage", 1, 0, True),
+            ("FID at 3x steps / FID", "long_chain_fid_ratio", 1, 2, False)]
+
+
+def compare(rows, baseline, recipe):
+    """Markdown: per seed, the figures of ``recipe`` and ``baseline``, then ``recipe`` minus
+    ``baseline`` paired by seed (mean ± std over seeds); a mean difference within one std of
+    the differences is marked as inside the spread."""
+    import numpy as np
+
+    by = {(r["recipe"], r["seed"]): r for r in rows}
+    seeds = sorted(seed for name, seed in by if name == recipe and (baseline, seed) in by)
+    if not seeds:
+        raise ValueError(f"no seed has cells of both {baseline} and {recipe}")
+    ood_sets = sorted(by[recipe, seeds[0]]["ood_best_auroc"])
+    figures = COMPARED + [(f"AUROC {name}", ("ood_best_auroc", name), 1, 3, True)
+                          for name in ood_sets]
+
+    def value(row, key):
+        return row[key[0]][key[1]] if isinstance(key, tuple) else row[key]
+
+    header = ["figure", *[f"{name} s{seed}" for seed in seeds for name in (baseline, recipe)],
+              f"{recipe} - {baseline} (paired)", "reading"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+             "| epochs | " + " | ".join(str(by[name, seed]["epochs_run"]) for seed in seeds
+                                       for name in (baseline, recipe)) + " | | |"]
+    for label, key, scale, digits, higher_better in figures:
+        pairs = [(value(by[baseline, seed], key) * scale, value(by[recipe, seed], key) * scale)
+                 for seed in seeds]
+        diffs = np.array([b - a for a, b in pairs])
+        spread = diffs.std(ddof=1) if len(diffs) > 1 else float("nan")
+        mean = diffs.mean()
+        if len(diffs) < 2:
+            reading = "one seed: no spread"
+        elif not abs(mean) > spread:
+            reading = "inside the spread"
+        else:
+            reading = "better" if (mean > 0) == higher_better else "worse"
+        lines.append("| " + " | ".join(
+            [label, *[f"{v:.{digits}f}" for pair in pairs for v in pair],
+             f"{mean:+.{digits}f} ± {spread:.{digits}f}", reading]) + " |")
     return "\n".join(lines)
 
 
@@ -228,17 +286,42 @@ def main(argv=None):
     cell.add_argument("--seed", type=int, required=True, help="training seed")
     cell.add_argument("--recipe", default="informative", choices=sorted(RECIPES),
                       help="train.py flags on top of the defaults (see RECIPES)")
+    cell.add_argument("--cells", default=CELLS,
+                      help="directory of the recorded cells (default: benchmarks/frontier)")
     again = sub.add_parser("rescore", help="evaluate a recorded cell again with the recipe's "
                                            "current evaluation flags")
     again.add_argument("--budget", type=float, required=True, help="the cell's budget")
     again.add_argument("--seed", type=int, required=True, help="the cell's seed")
     again.add_argument("--recipe", default="informative", choices=sorted(RECIPES))
     sub.add_parser("table", help="aggregate the recorded cells into RESULTS.md and a figure")
+    paired = sub.add_parser("compare", help="two recipes' cells of the same seeds, paired by seed")
+    paired.add_argument("--cells", required=True,
+                        help="a directory holding both recipes' cells, run in one session")
+    paired.add_argument("--baseline", required=True, choices=sorted(RECIPES))
+    paired.add_argument("--recipe", required=True, choices=sorted(RECIPES))
     args = parser.parse_args(argv)
     if args.action == "run":
         if not args.budget > 0:
             parser.error(f"--budget must be > 0 CPU minutes, got {args.budget}")
-        run_cell(args.budget, args.seed, args.recipe)
+        run_cell(args.budget, args.seed, args.recipe, args.cells)
+        return 0
+    if args.action == "compare":
+        rows = read_cells(args.cells)
+        try:
+            text = compare(rows, args.baseline, args.recipe)
+        except ValueError as err:
+            parser.error(f"{err} in {args.cells}")
+        budgets = sorted({r["budget"] for r in rows if r["recipe"] in (args.baseline, args.recipe)})
+        machines = sorted({processor(r["machine"]) for r in rows})
+        publish(f"\n## JEM: {args.recipe} against {args.baseline}, paired by seed "
+                f"({time.strftime('%Y-%m-%d')})\n\n"
+                f"Command: `python benchmarks/bench_frontier.py compare --cells {args.cells} "
+                f"--baseline {args.baseline} --recipe {args.recipe}`; cells run one after the "
+                f"other in one session on one machine ({', '.join(machines)}, 2 cores), "
+                f"{'/'.join(f'{b:g}' for b in budgets)} CPU minutes each, final weights. "
+                "Reading: the paired mean difference is inside the spread when it is no larger "
+                "than the standard deviation (ddof 1) of the per-seed differences.\n\n"
+                + text + "\n")
         return 0
     if args.action == "rescore":
         cell_path = os.path.join(CELLS, f"{args.recipe}-b{args.budget:g}-s{args.seed}.json")

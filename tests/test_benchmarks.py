@@ -1,0 +1,41 @@
+"""The arithmetic of the benchmark scripts that decide recipes (no training here)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+import bench_frontier  # noqa: E402
+
+
+def cell(recipe, seed, fid_ratio, accuracy):
+    ood = {"flipped_vertical": 0.87, "letters": 0.96}
+    return {"recipe": recipe, "seed": seed, "epochs_run": 9, "accuracy": accuracy, "ece": 0.005,
+            "fid_ratio": fid_ratio, "conditional_accuracy": 1.0, "worst_class_accuracy": 1.0,
+            "coverage": 10, "long_chain_fid_ratio": 1.2, "ood_best_auroc": ood}
+
+
+def row(text, label):
+    return next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+
+
+def test_the_comparison_pairs_cells_by_seed_and_reads_differences_against_their_spread():
+    rows = [cell("informative-k10", 1, 4.0, 0.9910), cell("informative-k10-alpha5", 1, 3.0, 0.9920),
+            cell("informative-k10", 2, 3.0, 0.9930), cell("informative-k10-alpha5", 2, 2.2, 0.9900),
+            cell("informative-k10", 3, 3.5, 0.9920), cell("informative-k10-alpha5", 3, 2.6, 0.9930),
+            cell("informative-k10-alpha5", 4, 1.0, 0.9990)]  # no baseline cell: left out
+    text = bench_frontier.compare(rows, "informative-k10", "informative-k10-alpha5")
+    assert "s4" not in text
+    # FID / floor differences -1.0, -0.8, -0.9: mean -0.9, std 0.1 -> lower is better.
+    assert row(text, "FID / floor").endswith("| -0.90 ± 0.10 | better |")
+    # accuracy differences +0.1, -0.3, +0.1 points: mean -0.03, std 0.23 -> inside the spread.
+    assert row(text, "test accuracy %").endswith("| -0.03 ± 0.23 | inside the spread |")
+    assert row(text, "AUROC letters").endswith("| +0.000 ± 0.000 | inside the spread |")
+    assert row(text, "epochs") == "| epochs | 9 | 9 | 9 | 9 | 9 | 9 | | |"
+
+
+def test_the_comparison_needs_a_seed_with_both_recipes():
+    rows = [cell("informative-k10", 1, 4.0, 0.99), cell("informative-k10-alpha5", 2, 3.0, 0.99)]
+    with pytest.raises(ValueError, match="no seed has cells of both"):
+        bench_frontier.compare(rows, "informative-k10", "informative-k10-alpha5")
