@@ -14,8 +14,8 @@ budget on a shared machine; the wall time is recorded beside it). The run ends w
 ``benchmarks/frontier/<cell>.json``. ``table`` writes the mean and spread over seeds of every
 recorded (recipe, budget) to ``benchmarks/RESULTS.md`` and the frontier figure to
 ``benchmarks/figures/frontier.png``. ``compare`` pairs two recipes' cells of the same seeds
-(run in one session, kept in their own ``--cells`` directory, since sessions differ more than
-seeds) and reports each figure's difference, paired by seed, with its spread.
+(each pair run in one session, kept in their own ``--cells`` directory, since sessions differ
+more than seeds) and reports each figure's difference, paired by seed, with its spread.
 """
 
 import argparse
@@ -233,6 +233,8 @@ def compare(rows, baseline, recipe):
     header = ["figure", *[f"{name} s{seed}" for seed in seeds for name in (baseline, recipe)],
               f"{recipe} - {baseline} (paired)", "reading"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+             "| run on | " + " | ".join(by[name, seed].get("date", "?") for seed in seeds
+                                       for name in (baseline, recipe)) + " | | |",
              "| epochs | " + " | ".join(str(by[name, seed]["epochs_run"]) for seed in seeds
                                        for name in (baseline, recipe)) + " | | |"]
     for label, key, scale, digits, higher_better in figures:
@@ -316,8 +318,9 @@ def main(argv=None):
         publish(f"\n## JEM: {args.recipe} against {args.baseline}, paired by seed "
                 f"({time.strftime('%Y-%m-%d')})\n\n"
                 f"Command: `python benchmarks/bench_frontier.py compare --cells {args.cells} "
-                f"--baseline {args.baseline} --recipe {args.recipe}`; cells run one after the "
-                f"other in one session on one machine ({', '.join(machines)}, 2 cores), "
+                f"--baseline {args.baseline} --recipe {args.recipe}`; each seed's two cells "
+                f"run one after the other, alone, in one session ({', '.join(machines)}, "
+                "2 cores), "
                 f"{'/'.join(f'{b:g}' for b in budgets)} CPU minutes each, final weights. "
                 "Reading: the paired mean difference is inside the spread when it is no larger "
                 "than the standard deviation (ddof 1) of the per-seed differences.\n\n"
