@@ -13,6 +13,7 @@ which trains deterministically (fixed seeds, op determinism) on the bundled
 MNIST training split and overwrites ``keras_ebm/data/files/mnist_reference_classifier.keras``.
 """
 
+import contextlib
 import logging
 import os
 import weakref
@@ -59,8 +60,27 @@ def train_reference_classifier(splits, epochs=12, seed=0, verbose=2, min_steps=1
     shifted by up to 2 pixels) for ``epochs``, or more on small datasets: at least
     ``min_steps`` batches, which batch norm's running statistics need; return it,
     uncompiled, its test accuracy and the epochs it trained."""
+    with deterministic_ops():
+        return _train_reference_classifier(splits, epochs, seed, verbose, min_steps)
+
+
+@contextlib.contextmanager
+def deterministic_ops():
+    """Op determinism for the judge's training only: the caller's process keeps its setting
+    (TensorFlow has no public switch back, hence its config module)."""
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_on:
+            tf_config.disable_op_determinism()
+
+
+def _train_reference_classifier(splits, epochs, seed, verbose, min_steps):
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
     images = np.concatenate([splits.x_train, splits.x_val])
     labels = np.concatenate([splits.y_train, splits.y_val])
     train = data.make_dataset(images, labels, min(128, len(images)), shuffle=True, seed=seed,

@@ -4,6 +4,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from tensorflow.python.framework import config as tf_config
 
 from keras_ebm import data
 from keras_ebm.cli import evaluate as evaluate_cli
@@ -120,7 +121,14 @@ def test_a_dataset_without_a_shipped_judge_gets_one_trained_for_it(tmp_path, cap
                 buffer_size=10, sampler=LangevinSampler(steps=2), seed=0)
     model.save(run_dir / "checkpoints" / "last.keras")
     flags = ["--samples", "30", "--steps", "1", "--num_test", "100"]
-    assert evaluate_cli.main([str(run_dir), *flags]) == 0
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    try:
+        assert evaluate_cli.main([str(run_dir), *flags]) == 0
+        assert not tf_config.is_op_determinism_enabled()  # on for the judge's training only
+    finally:
+        if was_on:
+            tf_config.enable_op_determinism()
     judge_path = run_dir / "evaluation" / "reference_classifier.keras"
     judge = keras.saving.load_model(judge_path)
     assert judge.input_shape[1:] == (12, 12, 1) and judge.output_shape[-1] == 3

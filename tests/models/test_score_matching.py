@@ -1,5 +1,8 @@
 """Score matching recovers a Gaussian's parameters; the objectives' mechanics."""
 
+import os
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -142,7 +145,8 @@ def test_bad_arguments_are_refused(kwargs, message):
 def test_train_py_runs_score_matching_on_a_toy_density_and_on_mnist(tmp_path):
     import json
 
-    from test_train import train
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
+    from test_train import train  # the same subprocess helper as the end-to-end tests
 
     toy = ["--dataset", "toy:two_moons", "--network", "mlp", "--epochs", "1", "--subset", "512",
            "--validation_size", "128", "--batch_size", "64", "--parameterization", "langevin",

@@ -45,7 +45,12 @@ def test_sample_grid_writes_tensorboard_images(model, tmp_path):
     grid = figures.SampleGrid(str(tmp_path), np.zeros((10, 28, 28, 1)), every=1, steps=1,
                                 tensorboard_dir=str(tb))
     model.fit(batches(1), epochs=1, verbose=0, callbacks=[grid])
-    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tb))
+    events = [os.path.join(root, name) for root, _, names in os.walk(tb) for name in names
+              if name.startswith("events.out.tfevents")]
+    plugins = {value.metadata.plugin_data.plugin_name for path in events
+               for event in tf.compat.v1.train.summary_iterator(path)
+               for value in event.summary.value}
+    assert "images" in plugins
 
 
 class Explode(keras.callbacks.Callback):

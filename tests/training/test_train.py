@@ -57,10 +57,15 @@ def test_one_epoch_run_writes_the_whole_run_directory(quick_run):
 
 
 def test_checkpoint_reloads_to_the_trained_model(quick_run):
+    import tensorflow as tf
+
     run_dir, _ = quick_run
     model = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
-    x = np.zeros((2, 28, 28, 1), np.float32)
-    assert model.energy(x).shape == (2,)
+    # The export was written from the trained model in memory at the end of the run.
+    exported = tf.saved_model.load(str(run_dir / "export"))
+    images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.energy(2 * images - 1).numpy(),
+                               exported.energy(images).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_existing_run_directory_is_refused_and_kept(quick_run):
