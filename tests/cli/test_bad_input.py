@@ -176,6 +176,7 @@ def test_data_files_with_bad_labels_or_splits_are_refused_before_training(tmp_pa
     ({}, ["--model", "ebm", "--chain_start", "class_gaussian", "--subset", "15"],
      "needs at least 2 training images of each"),
     ({}, [], "lower --eval_samples or pass --evaluate false"),
+    ({}, ["--validation_size", "40"], "--validation_size 40 must be in [0, 40)"),
 ])
 def test_data_that_cannot_serve_the_flags_is_refused_before_training(tmp_path, capsys, overrides,
                                                                      flags, message):
