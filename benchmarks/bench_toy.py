@@ -80,13 +80,14 @@ def compare(names, trainers, budget, seeds, extra):
             rows.append(f"| {name} | {trainer} | {spread('tv_density')} | {spread('kl_density')} | "
                         f"{spread('tv_samples')} ({floor:.3f}) | "
                         f"{spread('train_seconds', 0)} s |")
+    levels = extra[extra.index("--noise_levels") + 1] if "--noise_levels" in extra else "0.05,0.1,0.2"
     section = (
         f"\n## Toy densities: trainers at an equal compute budget ({time.strftime('%Y-%m-%d')})\n\n"
         f"Command: `python benchmarks/bench_toy.py {' '.join(sys.argv[1:])}` (each: `python "
         f"train.py --dataset toy:NAME {' '.join(FLAGS)} TRAINER_FLAGS --budget_minutes "
         f"{budget:g} --epochs 100000 --seed SEED`; cd: contrastive divergence, the EBM recipe "
-        "above; dsm / ssm: `--model dsm` / `--model ssm`, denoising (noise levels 0.05, 0.1, "
-        "0.2) and sliced score matching). Machine: "
+        "above; dsm / ssm: `--model dsm` / `--model ssm`, denoising (noise levels "
+        f"{levels.replace(',', ', ')}) and sliced score matching). Machine: "
         f"{machine()}, CPU only. Seeds {', '.join(map(str, seeds))}"
         f"{': mean ± standard deviation (ddof 1)' if len(seeds) > 1 else ''}. "
         "The budget counts the training process's CPU time divided by its cores; the wall time "
