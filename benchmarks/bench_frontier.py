@@ -44,14 +44,14 @@ RECIPES = {
     # 56 / 41 / 39 / 41 / 46 / 56 on informative-b15-s1; 100 is the longest chain whose 3x
     # stays within 1.2x).
     "informative": ["--chain_start", "class_gaussian", "--refine_steps", "50",
-                    "--eval_steps", "100", "--langevin_steps", "20"],
-    # informative-k10 is the default of train.py since the end of 2026-12-02 (15 epochs).
+                    "--eval_steps", "100", "--langevin_steps", "20", "--langevin_alpha", "10"],
+    # informative-k10 was the default of train.py from the end of 2026-12-02 to 2026-12-03.
     # informative with half (a quarter) of the Langevin steps per training iteration
     # (SADA-JEM and M-EBM train with K = 5): more epochs for the same budget. Samples: 50
     # steps + 50 noise-free (validation FID 40 / 28 / 27 / 29 / 35 at 25 / 50 / 75 / 100 / 150
     # steps on informative-k10-b10-s1, 3x-chain ratio 0.70 / 1.27 / 1.58 / 1.73 / 1.90).
     "informative-k10": ["--chain_start", "class_gaussian", "--refine_steps", "50",
-                        "--eval_steps", "50", "--langevin_steps", "10"],
+                        "--eval_steps", "50", "--langevin_steps", "10", "--langevin_alpha", "10"],
     # informative-k10 with 3x the L2 energy regulariser. A class whose real images the training
     # chains never reach has its energy pushed down until the regulariser balances the
     # contrastive term: at -1 / (2 reg_weight), -5 at 0.1. Seed 4 of the 45-minute cells lost
@@ -59,14 +59,18 @@ RECIPES = {
     # well). 0.3 caps the well at -1.7; on seed 4's first 2 epochs the 1s stay at -0.4. At 15
     # minutes, seed 1: FID 3.8x the floor, a same-session informative-k10 control 4.0x.
     "informative-k10-reg03": ["--chain_start", "class_gaussian", "--refine_steps", "50",
-                              "--eval_steps", "50", "--langevin_steps", "10", "--reg_weight", "0.3"],
-    # informative-k10 with half the Langevin step size (5). On seed 4's first 2 epochs the
-    # 1s stay at -0.97 and hold their share of the samples (12-14 of 500 at step 10).
+                              "--eval_steps", "50", "--langevin_steps", "10", "--reg_weight", "0.3",
+                              "--langevin_alpha", "10"],
+    # informative-k10 with half the Langevin step size (5): the default of train.py since
+    # 2026-12-03. On seed 4's first 2 epochs the 1s stay at -0.97 and hold their share of the
+    # samples (12-14 of 500 at step 10). At 15 minutes, paired with informative-k10 on seeds
+    # 1-4: seeds 1-3 within the spread (ECE +0.08 points), seed 4 keeps its 1s (the default's
+    # seed 4 lost them: FID 8.2x its floor, 9 classes).
     "informative-k10-alpha5": ["--chain_start", "class_gaussian", "--refine_steps", "50",
                                "--eval_steps", "50", "--langevin_steps", "10",
                                "--langevin_alpha", "5"],
     "informative-k5": ["--chain_start", "class_gaussian", "--refine_steps", "50",
-                       "--eval_steps", "50", "--langevin_steps", "5"],
+                       "--eval_steps", "50", "--langevin_steps", "5", "--langevin_alpha", "10"],
 }
 COMMON = ["--epochs", "1000", "--sample_every", "0", "--verbose", "2"]
 

@@ -91,7 +91,8 @@ class Config:
         None, "Langevin steps per training iteration (default: 10 with class_gaussian starts, "
         "else 20)", "sampler")
     langevin_alpha: typing.Optional[float] = option(
-        None, "Langevin step size (default: 0.1 * sigma_min^2 with --annealed, else 10)",
+        None, "Langevin step size (default: 0.1 * sigma_min^2 with --annealed, 5 with "
+        "class_gaussian starts, else 10)",
         "sampler")
     langevin_sigma: float = option(0.005, "Langevin noise std (sgld parameterisation)",
                                    "sampler")
@@ -205,7 +206,7 @@ class Config:
         if self.chain_start is None:
             self.chain_start = "class_gaussian" if self.model == "jem" and not toy else "uniform"
         if self.langevin_alpha is None:
-            self.langevin_alpha = 10.0
+            self.langevin_alpha = 5.0 if self.chain_start == "class_gaussian" else 10.0
             if self.annealed:
                 try:
                     self.langevin_alpha = annealed_step_size(self.noise_level_values)
