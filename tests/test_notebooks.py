@@ -3,6 +3,7 @@
 import os
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +39,7 @@ def test_jem_mnist_notebook(tmp_path):
     assert os.path.isfile(tmp_path / "samples.png") and os.path.isfile(tmp_path / "chain.png")
 
 
+@pytest.mark.slow  # the search itself: training/test_tuning.py
 def test_tuning_notebook(tmp_path):
     outputs = run_notebook(
         "tuning.ipynb",
@@ -66,6 +68,7 @@ def test_savedmodel_notebook(tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
+@pytest.mark.slow  # its parts: data/test_toy.py, samplers/test_mcmc.py
 def test_toy_densities_notebook(tmp_path):
     outputs = run_notebook(
         "toy_densities.ipynb",

@@ -154,6 +154,7 @@ def run_two_workers(make_args, timeout=400):
                 proc.kill()
 
 
+@pytest.mark.slow  # two processes; the mirrored test covers the replicated step
 def test_two_workers_train_to_identical_weights(tmp_path, small_mnist):
     """``train.py --strategy multiworker`` on two local workers: both end with the
     same network weights and the same replay buffer. Each worker gets its own half of
@@ -172,6 +173,7 @@ def test_two_workers_train_to_identical_weights(tmp_path, small_mnist):
     assert "Strategy: multiworker" in log and "2 replica(s)" in log and "epoch 1:" in log
 
 
+@pytest.mark.slow  # watches a Keras bug, not keras_ebm
 def test_keras_multi_worker_fit_bug_is_still_there():
     """keras_ebm.distribute.patch_for_multi_worker works around keras-team/keras#20585:
     plain ``fit`` under MultiWorkerMirroredStrategy fails in Keras 3.15. When this test

@@ -199,6 +199,7 @@ def reference(tmp_path_factory, data_file):
     return out, run(out, data_file)
 
 
+@pytest.mark.slow  # implied: the resumed runs below match the same reference exactly
 def test_deterministic_reruns_give_identical_metrics(tmp_path, data_file, reference):
     out, metrics = reference
     again = run(tmp_path / "again", data_file)
@@ -228,7 +229,8 @@ def test_sigkill_then_the_same_command_finishes_like_an_uninterrupted_run(
     assert metrics["epochs_run"] == reference[1]["epochs_run"] == 3
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [  # both end in the same KeyboardInterrupt path
+    pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
 def test_an_interrupt_ends_cleanly_and_resume_finishes_like_an_uninterrupted_run(
         tmp_path, data_file, reference, signum):
     out = tmp_path / "interrupted"

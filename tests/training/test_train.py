@@ -77,6 +77,7 @@ def test_existing_run_directory_is_refused_and_kept(quick_run):
     assert (run_dir / "test_metrics.json").read_text() == before
 
 
+@pytest.mark.slow  # EBM runs: test_resume.py, evaluation/test_report.py
 def test_unconditional_ebm_runs(tmp_path):
     result = train("--out", str(tmp_path / "ebm"), "--model", "ebm", "--network", "cnn", *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
