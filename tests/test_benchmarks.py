@@ -11,9 +11,9 @@ import bench_frontier  # noqa: E402
 
 def cell(recipe, seed, fid_ratio, accuracy):
     ood = {"flipped_vertical": 0.87, "letters": 0.96}
-    return {"recipe": recipe, "seed": seed, "date": "2026-12-03", "epochs_run": 9, "accuracy": accuracy, "ece": 0.005,
-            "fid_ratio": fid_ratio, "conditional_accuracy": 1.0, "worst_class_accuracy": 1.0,
-            "coverage": 10, "long_chain_fid_ratio": 1.2, "ood_best_auroc": ood}
+    return {"recipe": recipe, "seed": seed, "date": "2026-12-03", "epochs_run": 9,
+            "accuracy": accuracy, "ece": 0.005, "fid_ratio": fid_ratio,
+            "conditional_accuracy": 1.0, "worst_class_accuracy": 1.0, "coverage": 10, "long_chain_fid_ratio": 1.2, "ood_best_auroc": ood}
 
 
 def row(text, label):

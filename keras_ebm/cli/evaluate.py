@@ -33,7 +33,7 @@ def main(argv=None):
                         help="also score conditional chains that run this share of their steps on E(x) first")
     args = parser.parse_args(argv)
     from keras_ebm import data  # after parsing: --help stays quick
-    from keras_ebm.evaluation.report import evaluate_model, format_table
+    from keras_ebm.evaluation.report import evaluate_model, floor_images, format_table
     from keras_ebm.export import ExportError, load_for_export
     from keras_ebm.models.ebm import EBM
     from keras_ebm.models.score_matching import ScoreMatching
@@ -68,7 +68,7 @@ def main(argv=None):
                               f"{data_file or dataset} holds "
                               f"{'x'.join(map(str, splits.image_shape))} images. Pass the "
                               "dataset it was trained on with --dataset or --data_file")
-        held_out = max(len(splits.x_val), len(splits.x_train))
+        held_out = len(floor_images(splits, args.samples)[1])
         if held_out < args.samples:
             raise ExportError(f"--samples {args.samples} needs as many held-out images for the "
                               f"FID floor; {data_file or dataset} has {held_out}: lower --samples")
@@ -78,8 +78,8 @@ def main(argv=None):
     out = args.out or (args.model if os.path.isdir(args.model) else os.path.dirname(args.model))
     out = os.path.join(out, "evaluation") if not args.out else out
     steps = args.steps if args.steps is not None else run_config.get("eval_steps")
-    if steps is None:  # a bare .keras file: the default of its kind of chain start
-        steps = 50 if getattr(model, "chain_start", "uniform") == "class_gaussian" else 500
+    if steps is None:  # a bare .keras file: train.py's default for its kind of chain start
+        steps = config_lib.Config(chain_start=getattr(model, "chain_start", "uniform")).eval_steps
     results = evaluate_model(model, splits, out, pad=pad, num_samples=args.samples,
                              steps=steps, num_test=args.num_test, warm_start=args.warm_start)
     print(format_table(results))

@@ -72,6 +72,14 @@ def reference_features(classifier, images):
     return reference.predict(_EXTRACTORS[classifier], images)
 
 
+def floor_images(splits, num_samples):
+    """``(name, images)``: the held-out images the FID floor of ``num_samples`` draws from,
+    the validation split when it has that many, else the training split."""
+    if len(splits.x_val) >= num_samples:
+        return "validation", splits.x_val
+    return "train", splits.x_train
+
+
 def real_floor(classifier, held_out, reference_features_, num_samples, repeats=5, seed=0):
     """The classifier FID of ``num_samples`` real held-out images against the same reference
     features the samples are scored on, over ``repeats`` random subsets: the score a perfect
@@ -177,8 +185,8 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
         coverage.append(covered)
         label_counts = label_counts + counts
     train_x = data.preprocess(splits.x_train, 0).numpy()
-    held_out_source = "validation" if len(splits.x_val) >= num_samples else "train"
-    held_out = data.preprocess(splits.x_val, 0).numpy() if held_out_source == "validation" else train_x
+    held_out_source, held_out = floor_images(splits, num_samples)
+    held_out = train_x if held_out_source == "train" else data.preprocess(held_out, 0).numpy()
     floors = real_floor(classifier, held_out, real_features, num_samples, repeats=floor_repeats)
     noise = np.random.default_rng(0).uniform(-1, 1, (num_samples,) + samples.shape[1:])
     fid_report = {"mean": float(np.mean(fids)), "std": float(np.std(fids)), "per_seed": fids,

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ebm import data, distribute, export, files
-from keras_ebm.evaluation import metrics
+from keras_ebm.evaluation import metrics, report
 from keras_ebm.models import networks
 from keras_ebm.models.ebm import EBM, JEM
 from keras_ebm.models.rbm import RBM
@@ -167,7 +167,7 @@ def check_fits(config, splits):
 
 def check_evaluation(config, splits):
     """A ``RunError`` before training when the final evaluation could not score ``splits``."""
-    held_out = max(len(splits.x_val), len(splits.x_train))
+    held_out = len(report.floor_images(splits, config.eval_samples)[1])
     scores_samples = len(splits.image_shape) == 3 and config.model != "rbm"
     if config.evaluate and scores_samples and held_out < config.eval_samples:
         raise RunError(f"The evaluation compares --eval_samples {config.eval_samples} samples "

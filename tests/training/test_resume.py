@@ -224,6 +224,7 @@ def test_sigkill_then_the_same_command_finishes_like_an_uninterrupted_run(
     log = (out / "train.log").read_text()
     assert "Resuming from" in log
     assert_same_run(metrics, out, reference)
+    assert not backup.exists()  # a finished run keeps no backup
     rows = (out / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
     assert metrics["epochs_run"] == reference[1]["epochs_run"] == 3
