@@ -336,8 +336,8 @@ class Config:
             if short:
                 errors.append(f"an annealed chain needs at least one step per noise level "
                               f"({count}): raise {', '.join(short)} to {count} or more")
-        if self.ais_betas < 3:
-            errors.append(f"--ais_betas must be >= 3, got {self.ais_betas}")
+        if self.ais_betas < 4:
+            errors.append(f"--ais_betas must be >= 4, got {self.ais_betas}")
         if self.model in ("rbm", "dsm", "ssm") and self.export:
             errors.append(f"--export supports --model jem and ebm; drop it for --model {self.model}")
         if self.dataset.startswith("toy:"):

@@ -38,8 +38,8 @@ def ais_betas(num_betas=14500):
     """Inverse temperatures 0 = beta_0 < ... < beta_K = 1: of Salakhutdinov & Murray's (2008)
     14500, 500 spaced evenly in [0, 0.5), 4000 in [0.5, 0.9) and 10000 in [0.9, 1];
     other sizes keep these proportions."""
-    if num_betas < 3:
-        raise ValueError(f"num_betas must be >= 3, got {num_betas}.")
+    if num_betas < 4:  # fewer cannot give each segment its points and end at beta = 1
+        raise ValueError(f"num_betas must be >= 4, got {num_betas}.")
     first = max(1, round(num_betas * 500 / 14500))
     second = max(1, round(num_betas * 4000 / 14500))
     return np.concatenate([np.linspace(0.0, 0.5, first, endpoint=False),

@@ -201,15 +201,21 @@ class RBM(EnergyModel):
         ``v``: binary states ``[R, batch, D]``, replica ``r`` at inverse temperature
         ``betas[r]`` (``p_beta(v, h) ~ exp(-beta E(v, h))``; ``betas[0]`` is 1, the model; hotter
         replicas mix across modes). Each step runs one Gibbs step in every replica, then
-        proposes to swap the states of adjacent replicas (even pairs on even steps, odd pairs
-        on odd ones), accepted with probability ``min(1, exp((b_r - b_r+1)(E_r - E_r+1)))``.
-        Returns the final states and the swap acceptance rate of each adjacent pair ``[R - 1]``.
+        proposes to swap the states of adjacent replicas (even and odd pairs in turn, starting
+        with either at random, so every pair is proposed even when ``steps`` is 1), accepted
+        with probability ``min(1, exp((b_r - b_r+1)(E_r - E_r+1)))``.
+        Returns the final states, and the accepted and proposed swaps of each adjacent pair
+        ``[R - 1]`` (their ratio is the pair's acceptance rate).
         """
         betas = tf.convert_to_tensor(betas, self.kernel.dtype)
         num_replicas = int(betas.shape[0])
         scale = betas[:, None, None]
         pair = tf.range(num_replicas - 1)
         seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+        # Two replicas have no odd pair: start with the even one.
+        first_parity = tf.random.stateless_uniform(
+            [], tf.random.experimental.stateless_fold_in(seed, -1),
+            maxval=2 if num_replicas > 2 else 1, dtype=tf.int32)
 
         def body(i, v, accepted, proposed):
             seeds = tf.random.experimental.stateless_split(
@@ -220,7 +226,7 @@ class RBM(EnergyModel):
             log_ratio = (betas[:-1, None] - betas[1:, None]) * (energy[:-1] - energy[1:])
             uniform = tf.random.stateless_uniform(tf.shape(log_ratio), seeds[2],
                                                   dtype=log_ratio.dtype)
-            active = tf.cast(pair % 2 == i % 2, log_ratio.dtype)[:, None]  # this step's pairs
+            active = tf.cast(pair % 2 == (i + first_parity) % 2, log_ratio.dtype)[:, None]
             swap = tf.cast(tf.math.log(uniform) < log_ratio, log_ratio.dtype) * active
             # Replica r takes r+1's state where pair r swaps, r+1 takes r's.
             pad = tf.zeros_like(swap[:1])
@@ -237,7 +243,7 @@ class RBM(EnergyModel):
             lambda i, *_: i < steps, body,
             (tf.constant(0), tf.convert_to_tensor(v, self.kernel.dtype), zeros, zeros),
             parallel_iterations=1)
-        return v, accepted / tf.maximum(proposed, 1.0)
+        return v, accepted, proposed
 
     # --- sampling ----------------------------------------------------------------------
     def negatives(self, v):
@@ -251,11 +257,12 @@ class RBM(EnergyModel):
             samples = self.gibbs(chains, self.cd_steps, self.next_seed())[0]
         else:
             replicas = tf.concat([chains[None], tf.round(self.hot_chains)], 0)
-            replicas, acceptance = self.tempered_gibbs(replicas, self.betas, self.cd_steps,
-                                                       self.next_seed())
+            replicas, accepted, proposed = self.tempered_gibbs(
+                replicas, self.betas, self.cd_steps, self.next_seed())
             self.hot_chains.assign(replicas[1:])
             samples = replicas[0]
-            sampler_metrics["swap_acceptance"] = tf.reduce_mean(acceptance)
+            sampler_metrics["swap_acceptance"] = (tf.reduce_sum(accepted)
+                                                  / tf.reduce_sum(proposed))
         self.buffer.update(tf.range(self.num_chains), self.to_images(samples))
         return samples, sampler_metrics
 

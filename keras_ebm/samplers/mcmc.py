@@ -130,14 +130,14 @@ def _adjacent_swaps(num_replica, batch_shape=(), step_count=None, seed=None):
 class ParallelTempering(_TFPSampler):
     """Replica exchange (``tfp.mcmc.ReplicaExchangeMC``): one MALA chain per inverse
     temperature ``beta`` in ``inverse_temperatures`` (the first must be 1, the target), each on
-    ``exp(-beta * E)``; after every step adjacent replicas propose to swap states and accept
-    with the Metropolis-Hastings probability. Hot replicas cross energy barriers that trap a
+    ``exp(-beta * E)``; after every step the even or the odd adjacent pairs (at random) propose
+    to swap states and accept with the Metropolis-Hastings probability. Hot replicas cross energy barriers that trap a
     single chain, and the swaps carry their states down to ``beta = 1`` (Swendsen & Wang
     1986; Earl & Deem 2005).
 
     Each replica's MALA step size is ``step_size / beta``, as its target is that much flatter.
     Returns ``(samples at beta = 1, swap acceptance rate)``; ``swap_acceptance`` holds the
-    rate per adjacent pair of the last call (a pair near 0 means the ladder needs another rung).
+    acceptance rate of the swaps proposed to each adjacent pair in the last call (a pair near 0 means the ladder needs another rung).
 
     Example:
 
@@ -181,22 +181,26 @@ class ParallelTempering(_TFPSampler):
                 log_prob, step_size=step_size),
             swap_proposal_fn=_adjacent_swaps)
 
-        def body(i, x, results, accepted):
+        def per_pair_count(flags):  # [pairs, chains...] -> [pairs]
+            return tf.reduce_sum(tf.reshape(tf.cast(flags, tf.float32), [len(betas) - 1, -1]), 1)
+
+        def body(i, x, results, accepted, proposed):
             x, results = kernel.one_step(
                 x, results, seed=tf.random.experimental.stateless_fold_in(seed, i))
-            swapped = tf.cast(results.is_swap_accepted_adjacent, tf.float32)
-            return i + 1, x, results, accepted + tf.reduce_mean(
-                tf.reshape(swapped, [len(self.inverse_temperatures) - 1, -1]), axis=1)
+            return (i + 1, x, results,
+                    accepted + per_pair_count(results.is_swap_accepted_adjacent),
+                    proposed + per_pair_count(results.is_swap_proposed_adjacent))
 
         loop_vars = (tf.constant(0), x, kernel.bootstrap_results(x),
-                     tf.zeros([len(self.inverse_temperatures) - 1]))
+                     tf.zeros([len(betas) - 1]), tf.zeros([len(betas) - 1]))
         # Kernel results lose static batch sizes inside the loop: keep only their ranks.
         invariants = tf.nest.map_structure(
             lambda t: tf.TensorShape([None] * len(t.shape)), loop_vars)
-        _, x, _, accepted = tf.while_loop(lambda i, *_: i < steps, body, loop_vars,
-                                          shape_invariants=invariants, parallel_iterations=1)
+        _, x, _, accepted, proposed = tf.while_loop(
+            lambda i, *_: i < steps, body, loop_vars, shape_invariants=invariants,
+            parallel_iterations=1)
         x = tf.ensure_shape(x, loop_vars[1].shape)
-        per_pair = accepted / tf.cast(steps, tf.float32)
+        per_pair = accepted / tf.maximum(proposed, 1.0)  # of the swaps proposed to each pair
         return x, tf.reduce_mean(per_pair), per_pair
 
 

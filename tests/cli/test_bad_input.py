@@ -117,6 +117,7 @@ def test_exported_endpoints_reject_bad_inputs(exported, call, error, message):
     (["--eval_samples", "70000"], "--eval_samples must be at most 65536"),
     (["--dataset", "toy:rings", "--model", "ebm", "--network", "mlp", "--data_file", "x.npz"],
      "--data_file replaces the bundled MNIST; --dataset toy:rings"),
+    (["--model", "rbm", "--ais_betas", "3"], "--ais_betas must be >= 4, got 3"),
 ])
 def test_bad_resume_and_recovery_flags(flags, message):
     with pytest.raises(ValueError, match=message):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_ebm import config as config_lib
-from keras_ebm.evaluation.likelihood import (ais_log_partition, all_binary_states,
+from keras_ebm.evaluation.likelihood import (ais_betas, ais_log_partition, all_binary_states,
                                              raise_log_likelihood,
                                              evaluate_log_likelihood, exact_log_partition)
 from keras_ebm.models.rbm import RBM
@@ -53,6 +53,15 @@ def test_free_energy_and_log_z_match_enumeration_of_the_joint_energy(num_visible
     np.testing.assert_allclose(free_energy, -np.logaddexp.reduce(-energy, axis=1), atol=1e-4)
     # (12, 8) enumerates the hidden layer, (6, 10) the visible one.
     assert exact_log_partition(rbm) == pytest.approx(np.logaddexp.reduce(-energy.ravel()), abs=1e-9)
+
+
+def test_ais_schedule_runs_from_0_to_1_for_every_allowed_size():
+    for size in range(4, 400):
+        betas = ais_betas(size)
+        assert len(betas) == size and betas[0] == 0 and betas[-1] == 1
+        assert np.all(np.diff(betas) > 0)
+    with pytest.raises(ValueError, match="num_betas must be >= 4"):
+        ais_betas(3)
 
 
 def test_ais_log_z_is_within_0_02_nats_of_exact():
@@ -231,13 +240,35 @@ def test_parallel_tempering_finds_both_modes_in_their_exact_proportions():
     exact_active = probabilities @ states.sum(axis=1)  # mean number of units on
     assert 0.7 < exact_on < 0.9  # a real two-mode target
     start = np.zeros((rbm.temperatures, 400, 10), "float32")  # every chain in the "off" mode
-    replicas, acceptance = rbm.tempered_gibbs(start, rbm.betas, 300, tf.constant([1, 2]))
+    replicas, accepted, proposed = rbm.tempered_gibbs(start, rbm.betas, 300, tf.constant([1, 2]))
+    acceptance = accepted / proposed
     cold = replicas[0].numpy().sum(axis=1)
     assert np.mean(cold > 5) == pytest.approx(exact_on, abs=0.07)
     assert np.mean(cold) == pytest.approx(exact_active, abs=0.7)
     assert acceptance.shape == (7,) and np.all(acceptance.numpy() > 0.05)
     single, _ = rbm.gibbs(start[0], 300, tf.constant([1, 2]))
     assert np.mean(single.numpy().sum(axis=1) > 5) < 0.02  # one chain per start sticks
+
+
+def test_tempered_gibbs_proposes_every_pair_even_with_one_step_per_call():
+    """PCD-1 calls the ladder for one step at a time: the pair proposed first must vary,
+    or odd pairs would never swap."""
+    rbm = RBM((12,), num_hidden=8, persistent=True, temperatures=4, seed=0)
+    start = np.zeros((4, 16, 12), "float32")
+    proposed = sum(rbm.tempered_gibbs(start, rbm.betas, 1, tf.constant([seed, 0]))[2]
+                   for seed in range(20)).numpy()
+    assert np.all(proposed > 0)
+    # Each step proposes the even pairs (0 and 2) or the odd one, for all 16 chains.
+    assert proposed[0] == proposed[2] and proposed[0] + proposed[1] == 20 * 16
+
+
+def test_tempered_pcd_reports_the_swap_rate_of_proposed_pairs():
+    """Rungs 0.001 apart accept nearly every proposed swap, so the training metric is near 1."""
+    rbm = RBM((12,), num_hidden=8, persistent=True, num_chains=32, temperatures=3,
+              min_beta=0.998, value_range=(0.0, 1.0), seed=0)
+    rbm.compile(keras.optimizers.Adam(0.01))
+    history = rbm.fit(toy_data(), batch_size=32, epochs=1, verbose=0)
+    assert history.history["swap_acceptance"][-1] > 0.9
 
 
 def test_tempered_pcd_trains_reports_swaps_and_keeps_its_replicas(tmp_path):

@@ -146,6 +146,16 @@ def test_parallel_tempering_finds_both_modes_in_the_right_proportions():
     assert float(swap_rate) == pytest.approx(pt.swap_acceptance.mean(), rel=1e-5)
 
 
+def test_parallel_tempering_swap_rate_counts_only_proposed_swaps():
+    """Rungs 0.01 apart on a standard normal accept nearly every swap; each pair is proposed
+    on about half the steps, which a rate per step would halve."""
+    pt = mcmc.ParallelTempering(steps=200, step_size=0.1,
+                                inverse_temperatures=[1.0, 0.99, 0.98, 0.97])
+    _, swap_rate = pt(lambda x: 0.5 * tf.reduce_sum(x ** 2, axis=-1),
+                      tf.zeros([200, 1]), [0, 1])
+    assert np.all(pt.swap_acceptance > 0.95) and float(swap_rate) > 0.95
+
+
 def test_parallel_tempering_takes_image_shaped_states():
     """A standard normal on [N, 4, 4, 1]: the replica axis is folded into the batch."""
     def energy(x):
