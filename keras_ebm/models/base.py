@@ -60,11 +60,17 @@ class EnergyModel(keras.Model):
             (num_samples,) + self.sample_shape, seed=seed,
             minval=self.value_range[0], maxval=self.value_range[1])
 
-    def update_trackers(self, metrics):
-        """Feed the tracked values among ``metrics`` to their trackers; their running means."""
+    def update_trackers(self, metrics, batch_size):
+        """Feed the tracked values among ``metrics`` (means over a batch of ``batch_size``) to
+        their trackers; their running means. Each batch counts as many times as it has
+        examples, so a short last batch weighs less, and an empty one (a replica left without
+        examples at the end of a dataset) not at all."""
+        weight = tf.cast(batch_size, tf.float32)
         tracked = [name for name in metrics if name in self.trackers]
         for name in tracked:
-            self.trackers[name].update_state(metrics[name])
+            value = tf.cast(metrics[name], tf.float32)
+            value = tf.where(weight > 0, value, tf.zeros_like(value))  # an empty batch's NaN
+            self.trackers[name].update_state(value, sample_weight=weight)
         return {name: self.trackers[name].result() for name in tracked}
 
     def get_config(self):

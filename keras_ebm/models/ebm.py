@@ -343,16 +343,16 @@ class EBM(NetworkEnergyModel):
             loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply(grads, self.network.trainable_variables)
-        return self.report(metrics, y)
+        return self.report(metrics, x, y)
 
     def test_step(self, data):
         x, y = _unpack(data)
         metrics = self.compute_metrics(x, y, self.negatives(x, y), training=False)
-        return self.report(metrics, y)
+        return self.report(metrics, x, y)
 
-    def report(self, metrics, y):
-        """Update the metric trackers with one batch's ``metrics`` (and labels ``y``)."""
-        return self.update_trackers(metrics)
+    def report(self, metrics, x, y):
+        """Update the metric trackers with the ``metrics`` of one batch ``x`` (labels ``y``)."""
+        return self.update_trackers(metrics, tf.shape(x)[0])
 
     def get_config(self):
         config = super().get_config()
@@ -452,9 +452,9 @@ class JEM(EBM):
         terms["logits"] = scores_real
         return terms
 
-    def report(self, metrics, y):
+    def report(self, metrics, x, y):
         self.accuracy.update_state(y, metrics["logits"])
-        results = super().report(metrics, y)
+        results = super().report(metrics, x, y)
         results["accuracy"] = self.accuracy.result()
         return results
 

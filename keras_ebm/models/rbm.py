@@ -324,11 +324,12 @@ class RBM(EnergyModel):
             loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
-        return self.update_trackers(metrics)
+        return self.update_trackers(metrics, tf.shape(v)[0])
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.update_trackers(self.compute_metrics(self.binarize(x, self.next_seed())))
+        v = self.binarize(x, self.next_seed())
+        return self.update_trackers(self.compute_metrics(v), tf.shape(v)[0])
 
     def get_config(self):
         config = super().get_config()

@@ -126,11 +126,11 @@ class ScoreMatching(NetworkEnergyModel):
             loss = metrics["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply(grads, self.network.trainable_variables)
-        return self.update_trackers(metrics)
+        return self.update_trackers(metrics, tf.shape(x)[0])
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.update_trackers(self.compute_metrics(x, training=False))
+        return self.update_trackers(self.compute_metrics(x, training=False), tf.shape(x)[0])
 
     def density_energy(self, x):
         """``E(x) / min(noise_levels)`` when annealed (the density at the smallest level),

@@ -103,6 +103,21 @@ def test_train_step_updates_buffer_and_reports_all_metrics():
     assert set(test_logs) == set(logs)
 
 
+def test_evaluate_weighs_a_short_last_batch_by_its_images():
+    """5 images in batches of 4 and 1: the metrics are means over the 5 images, not over
+    the 2 batches."""
+    model = small_jem()
+    model.compile(keras.optimizers.Adam(1e-3))
+    x = tf.random.stateless_uniform([5, 28, 28, 1], seed=[0, 2], minval=-1, maxval=1)
+    y = tf.constant([0, 1, 2, 3, 4])
+    logits = model.network(x).numpy()
+    energies = -tf.reduce_logsumexp(logits, axis=1).numpy()
+    ce = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True).numpy()
+    logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert logs["energy_real"] == pytest.approx(energies.mean(), rel=1e-4)
+    assert logs["ce"] == pytest.approx(ce.mean(), rel=1e-4)
+
+
 def test_conditional_sampling_uses_class_partitions():
     model = small_jem(conditional_sampling=True)
     assert model.buffer.num_classes == 10

@@ -102,6 +102,8 @@ def test_mirrored_over_two_devices_matches_one_device(tmp_path, small_mnist):
     np.testing.assert_array_equal(r["mirror_buffers"][0], r["mirror_buffers"][1])
     np.testing.assert_allclose(r["mirror_buffers"][0], r["single_buffer"], rtol=0, atol=1e-5)
     assert r["grid_rows"] == 3 + 3 and r["grid_finite"]  # real, noise, buffer, 3 classes
+    # A last evaluation batch too small to reach every replica: the mean over all images.
+    assert r["uneven_logs"][0] == pytest.approx(r["uneven_logs"][1], rel=1e-4)
     for name in ("checkpoints/last.keras", "samples/final.png", "samples/chain_final.png",
                  "test_metrics.json"):
         assert (run_dir / name).is_file(), name
