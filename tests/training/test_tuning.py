@@ -1,6 +1,7 @@
 import json
 import os
 
+import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
@@ -31,6 +32,26 @@ def test_tiny_search_writes_trials_and_best_hyperparameters(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "python train.py --langevin_steps" in printed
     assert os.path.isfile(out / "tune.log") and os.path.isdir(out / "tuner")
+
+
+def test_each_trial_stops_when_the_compute_budget_is_spent(tmp_path, monkeypatch):
+    """A budget far below one epoch's compute: the trial stops after its first epoch
+    instead of running the 50 it was allowed."""
+    epochs = []
+    fit = tuning.JEMHyperModel.fit
+
+    def counting_fit(self, hp, model, *args, **kwargs):
+        counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs.append(epoch))
+        return fit(self, hp, model, *args, **dict(kwargs, callbacks=[*kwargs["callbacks"], counter]))
+
+    monkeypatch.setattr(tuning.JEMHyperModel, "fit", counting_fit)
+    config = Config(subset=128, validation_size=64, epochs=50, budget_minutes=0.001,
+                    batch_size=64, buffer_size=100, network="mlp", chain_start="uniform",
+                    verbose=0)
+    splits = data.load_dataset(subset=128, validation_size=64)
+    tuning.search(config, splits, str(tmp_path / "tuner"), max_trials=1, samples_per_class=1,
+                  sample_steps=2)
+    assert epochs == [0]
 
 
 def test_a_failing_trial_fails_the_search(tmp_path, monkeypatch):
