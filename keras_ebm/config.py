@@ -17,6 +17,7 @@ CHAIN_STARTS = ("uniform", "class_gaussian")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 MAX_SAMPLES_PER_CALL = 65536  # generate runs its chains side by side; more would exhaust memory
+DIVERGENCE_LIMITS = ("max_abs_energy", "max_energy_gap")  # may be inf: no limit
 BUDGETED_EPOCHS = 1000  # --epochs under --budget_minutes when not given: the budget decides
 
 
@@ -157,10 +158,10 @@ class Config:
     verbose: int = option(1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
                           "output", (0, 1, 2))
     # Reliability
-    max_abs_energy: float = option(1e4, "divergence: |loss| or |mean energy| above this",
-                                   "reliability")
+    max_abs_energy: float = option(1e4, "divergence: |loss| or |mean energy| above this "
+                                   "(inf: never)", "reliability")
     max_energy_gap: float = option(100.0, "divergence: |mean E(real) - mean E(sample)| above "
-                                   "this", "reliability")
+                                   "this (inf: never)", "reliability")
     max_recoveries: int = option(2, "rollbacks to the last good state after a divergence, then "
                                  "stop", "reliability")
     recovery_lr_factor: float = option(0.5, "multiply the learning rate by this at each rollback",
@@ -230,6 +231,8 @@ class Config:
         errors = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.name in DIVERGENCE_LIMITS and value == float("inf"):
+                continue  # the limit is off
             if isinstance(value, float) and not math.isfinite(value):
                 errors.append(f"--{field.name} must be a finite number, got {value}")
         if errors:  # the range checks below would repeat these

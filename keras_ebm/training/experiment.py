@@ -152,13 +152,17 @@ def check_fits(config, splits):
     if config.model == "jem" and splits.num_classes < 2:
         raise RunError(f"--model jem classifies, and the training labels hold "
                        f"{splits.num_classes} class; train an unconditional --model ebm instead.")
-    if config.chain_start == "class_gaussian":
+    if config.chain_start == "class_gaussian" and config.model == "jem":
         counts = np.bincount(splits.y_train, minlength=splits.num_classes)
         if counts.min() < 2:
             raise RunError(f"--chain_start class_gaussian fits one Gaussian per class and needs at "
                            f"least 2 training images of each; the training split has "
                            f"{counts.tolist()} per class. Train on more images (--subset) or pass "
                            "--chain_start uniform.")
+    if config.chain_start == "class_gaussian" and len(splits.y_train) < 2:  # one Gaussian
+        raise RunError("--chain_start class_gaussian fits a Gaussian to the training images and "
+                       f"needs at least 2; the training split has {len(splits.y_train)}. Train "
+                       "on more images (--subset) or pass --chain_start uniform.")
     if config.model == "jem" and config.conditional_sampling and (
             config.buffer_size < splits.num_classes):
         raise RunError(f"--conditional_sampling keeps buffer chains per class: --buffer_size "

@@ -124,6 +124,13 @@ def test_bad_resume_and_recovery_flags(flags, message):
         config_lib.from_args(flags)
 
 
+def test_divergence_limits_can_be_turned_off_with_inf():
+    config = config_lib.from_args(["--max_energy_gap", "inf", "--max_abs_energy", "inf"])
+    assert config.max_energy_gap == config.max_abs_energy == float("inf")
+    with pytest.raises(ValueError, match="--max_energy_gap must be a finite number"):
+        config_lib.from_args(["--max_energy_gap", "nan"])
+
+
 @pytest.mark.parametrize("flags", [["--langevin_sigma", "nan"], ["--reg_weight", "nan"],
                                    ["--lr", "inf"], ["--ema", "nan"], ["--budget_minutes", "inf"]])
 def test_non_finite_numbers_are_refused(flags):
@@ -356,3 +363,16 @@ def test_class_gaussian_starts_need_two_images_of_each_class(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "needs at least 2 training images of each" in error and "--chain_start uniform" in error
     assert not out.exists()
+
+
+def test_an_unconditional_ebm_fits_one_gaussian_whatever_the_classes():
+    splits = data.load_dataset(subset=12, validation_size=5)
+    assert np.bincount(splits.y_train, minlength=10).min() < 2  # a JEM is refused this split
+    jem = config_lib.Config(chain_start="class_gaussian")
+    with pytest.raises(experiment.RunError, match="at least 2 training images of each"):
+        experiment.check_fits(jem, splits)
+    experiment.check_fits(config_lib.Config(model="ebm", chain_start="class_gaussian"), splits)
+    one_image = data.load_dataset(subset=1, validation_size=5)
+    with pytest.raises(experiment.RunError, match="needs at least 2; the training split has 1"):
+        experiment.check_fits(config_lib.Config(model="ebm", chain_start="class_gaussian"),
+                              one_image)
