@@ -19,8 +19,10 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
 
 
 def tile(rows):
-    """A list of equally long image batches -> one uint8 mosaic ``[H, W, C]``."""
+    """A list of image batches -> one uint8 mosaic ``[H, W, C]``; shorter rows end in black."""
     rows = [to_uint8(r) for r in rows]
+    width = max(len(r) for r in rows)
+    rows = [np.concatenate([r, np.zeros((width - len(r),) + r.shape[1:], np.uint8)]) for r in rows]
     return np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
 
 

@@ -23,7 +23,8 @@ def sample_rows(model, real_images, num_per_row=10, steps=200, seed=0):
     if model.buffer is not None:  # None: an RBM trained by CD keeps no chains
         rng = np.random.default_rng(seed)
         buffer = model.buffer.samples
-        rows["buffer"] = tf.gather(buffer, rng.choice(buffer.shape[0], n, replace=False)).numpy()
+        shown = rng.choice(buffer.shape[0], min(n, buffer.shape[0]), replace=False)
+        rows["buffer"] = tf.gather(buffer, shown).numpy()
     if model.num_outputs > 1:
         labels = np.repeat(np.arange(model.num_outputs, dtype=np.int32), n)
         conditional = model.generate(len(labels), steps=steps, labels=labels, seed=seed + 1)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_ebm import plotting
 from keras_ebm.models import networks
 from keras_ebm.models.ebm import JEM
 from keras_ebm.samplers.langevin import LangevinSampler
@@ -37,6 +38,21 @@ def test_sample_grid_and_chain_snapshots_write_pngs(model, tmp_path):
     assert list(rows)[:3] == ["real", "noise -> E(x)", "buffer"]
     assert [k for k in rows if k.startswith("E(x, y=")] == [f"E(x, y={c})" for c in range(10)]
     assert all(v.shape == (10, 28, 28, 1) for v in rows.values())
+
+
+def test_sample_grid_shows_a_buffer_smaller_than_a_row(tmp_path):
+    keras.utils.set_random_seed(0)
+    small = JEM(networks.get_network("mlp", num_outputs=10, hidden_units=(16,)),
+                sampler=LangevinSampler(steps=2), buffer_size=5, seed=0)
+    small.compile(keras.optimizers.Adam(1e-3))
+    real = np.zeros((10, 28, 28, 1), np.float32)
+    grid = figures.SampleGrid(str(tmp_path), real, every=1, steps=2, final_steps=2,
+                              tensorboard_dir=str(tmp_path / "tb"))
+    small.fit(batches(1), epochs=1, verbose=0, callbacks=[grid])
+    assert (tmp_path / "final.png").is_file()
+    rows = figures.sample_rows(small, real, steps=2)
+    assert len(rows["buffer"]) == 5 and len(rows["real"]) == 10
+    assert plotting.tile(list(rows.values())).shape == (len(rows) * 28, 10 * 28, 1)
 
 
 def test_sample_grid_writes_tensorboard_images(model, tmp_path):
