@@ -111,7 +111,11 @@ class DivergenceGuard(keras.callbacks.Callback):
         restored, arrays = self.good
         scale = state.lr_scale(self.model)
         lowest = None if scale is None else float(keras.ops.convert_to_numpy(scale))
+        spent = state.budget_progress(self.model)  # compute spent stays spent
+        spent_value = None if spent is None else keras.ops.convert_to_numpy(spent)
         state.restore(self.model, arrays)
+        if spent is not None:
+            spent.assign(spent_value)
         number = len(self.events) + 1
         for owner in (self.model, getattr(self.model, "buffer", None)):
             generator = getattr(owner, "seed_generator", None)
@@ -186,7 +190,9 @@ class ClassEnergyWatch(keras.callbacks.Callback):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Save ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves.
+    """Save ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves
+    (``monitor=None``: no ``best.keras``). An epoch whose metrics a :class:`DivergenceGuard`
+    ``guard`` flags is never the best, however good its monitored value looks.
 
     Files are written to a temporary name and renamed, so an interrupted or
     failed save (a full disk) never leaves a truncated checkpoint behind and
@@ -194,13 +200,14 @@ class Checkpoint(keras.callbacks.Callback):
     resumed run only replaces ``best.keras`` with a better model.
     """
 
-    def __init__(self, directory, monitor="val_loss", mode="min"):
+    def __init__(self, directory, monitor="val_loss", mode="min", guard=None):
         super().__init__()
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
         self.directory = directory
         self.monitor = monitor
         self.mode = mode
+        self.guard = guard
         self.best = None
         best_file = os.path.join(directory, "best.json")
         if os.path.isfile(best_file):
@@ -214,7 +221,11 @@ class Checkpoint(keras.callbacks.Callback):
             return
         self.save("last.keras")
         value = logs.get(self.monitor)
-        if value is not None and self.improved(float(value)):
+        problem = self.guard.problem(logs, validation=True) if self.guard else None
+        if value is not None and problem:
+            log.warning("Epoch %d is past the divergence limits (%s); it cannot be best.keras.",
+                        epoch + 1, problem)
+        elif value is not None and self.improved(float(value)):
             self.save("best.keras")
             self.best = float(value)
             files.write_json(os.path.join(self.directory, "best.json"),
@@ -298,12 +309,34 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def usable_cores():
-    """CPU cores this process may run on."""
+def usable_cores(cgroup_root="/sys/fs/cgroup"):
+    """CPU cores this process may run on: its CPU affinity, capped by a container's CPU quota
+    (cgroup v2 ``cpu.max`` or v1 ``cpu/cpu.cfs_quota_us``, e.g. ``docker --cpus 2``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cgroup_cpu_quota(root):
+    """The container's CPU quota in cores, or ``None`` when there is none or it is unreadable."""
+    for quota_file, period_file in (("cpu.max", None),
+                                    ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            with open(os.path.join(root, quota_file)) as f:
+                fields = f.read().split()
+            if period_file:
+                with open(os.path.join(root, period_file)) as f:
+                    fields.append(f.read().strip())
+            quota, period = fields[0], fields[1]
+            if quota in ("max", "-1"):
+                return None
+            return int(quota) / int(period)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
 
 
 class ComputeBudget(keras.callbacks.Callback):

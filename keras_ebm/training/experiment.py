@@ -213,6 +213,15 @@ def restore_position(model, strategy, run_dir, resuming):
     return position
 
 
+def checkpoint_monitor(kind, validation):
+    """``(metric, mode)`` behind ``best.keras``; metric ``None``: no ``best.keras``."""
+    name, mode = kind.monitor
+    if validation:
+        return "val_" + name, mode
+    # Against the training chains' samples a low cdiv means chains that fail to reach the data.
+    return (None if name == "cdiv" else name), mode
+
+
 def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
     """The run's callbacks; the divergence guard and the compute budget (or ``None``) too."""
     # A plain classifier (--px_weight 0) has no sampled negatives: its cdiv is real vs noise.
@@ -221,7 +230,7 @@ def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
         config.max_abs_energy, gap, config.max_recoveries, config.recovery_lr_factor,
         events_path=os.path.join(run_dir, "recoveries.json"),
         checkpoint_path=os.path.join(run_dir, "checkpoints", "last.keras"))
-    monitor = (("val_" if prepared.val is not None else "") + kind.monitor[0], kind.monitor[1])
+    monitor = checkpoint_monitor(kind, validation=prepared.val is not None)
     budget = (callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
               if config.budget_minutes else None)
     real_images = next(iter(prepared.test))[0][:10].numpy()
@@ -230,7 +239,7 @@ def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
         guard,
         *class_energy_watch(config, prepared),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=resuming),
-        callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor),
+        callbacks.Checkpoint(os.path.join(run_dir, "checkpoints"), *monitor, guard=guard),
         callbacks.Backup(os.path.join(run_dir, BACKUP), every=config.backup_every,
                          step=position["step"], steps_per_epoch=prepared.steps_per_epoch),
         callbacks.StopAtStep(config.epochs * prepared.steps_per_epoch, start=position["step"]),

@@ -101,3 +101,21 @@ def test_budgeted_run_with_weight_averaging_ends_on_the_averaged_weights(tmp_pat
     assert len(averages) == len(saved.trainable_variables)
     for weight, average in zip(saved.trainable_variables, averages):
         np.testing.assert_allclose(weight.numpy(), average.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_usable_cores_obey_a_container_cpu_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    assert callbacks.usable_cores(str(tmp_path)) == affinity  # no quota files
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert callbacks.usable_cores(str(tmp_path)) == affinity
+    (tmp_path / "cpu.max").write_text("100000 100000\n")  # docker --cpus 1 (cgroup v2)
+    assert callbacks.usable_cores(str(tmp_path)) == 1
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core still divides by 1
+    assert callbacks.usable_cores(str(tmp_path)) == 1
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert callbacks.usable_cores(str(tmp_path)) == 1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert callbacks.usable_cores(str(tmp_path)) == affinity

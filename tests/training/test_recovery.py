@@ -12,7 +12,7 @@ from keras_ebm import config as config_lib
 from keras_ebm.models import networks
 from keras_ebm.models.ebm import JEM
 from keras_ebm.samplers.langevin import LangevinSampler
-from keras_ebm.training import callbacks, experiment, state
+from keras_ebm.training import callbacks, experiment, kinds, state
 
 
 def small_jem():
@@ -159,3 +159,36 @@ def test_a_run_with_a_huge_learning_rate_rolls_back_until_it_trains(tmp_path):
     assert scales[0] == 1e-3 and scales == sorted(scales, reverse=True)
     assert "Rollback 1 of at most 3" in (tmp_path / "run" / "train.log").read_text()
     assert all(np.all(np.isfinite(v.numpy())) for v in result["model"].weights)
+
+
+def test_a_rollback_keeps_the_compute_budget_already_spent():
+    model = small_jem()
+    model.compile(keras.optimizers.Adam(state.ScaledSchedule(state.BudgetCosineDecay(1e-3))))
+    guard = callbacks.DivergenceGuard(max_abs_energy=1e3, max_recoveries=1)
+    guard.set_model(model)
+    guard.on_train_begin()  # the good state: nothing spent
+    state.budget_progress(model).assign(0.7)
+    guard.roll_back("epoch 1, batch 3", "loss = nan")
+    assert float(state.budget_progress(model).numpy()) == pytest.approx(0.7)
+
+
+def test_an_epoch_past_the_divergence_limits_never_becomes_best_keras(tmp_path):
+    model = small_jem()
+    guard = callbacks.DivergenceGuard(max_abs_energy=1e3)
+    checkpoint = callbacks.Checkpoint(str(tmp_path), "val_cdiv", "min", guard=guard)
+    checkpoint.set_model(model)
+    exploded = {"val_cdiv": -5e3, "val_energy_real": 1.0, "val_energy_sample": 5e3}
+    checkpoint.on_epoch_end(0, exploded)  # the lowest val_cdiv, from exploding noise energy
+    assert (tmp_path / "last.keras").is_file() and not (tmp_path / "best.keras").exists()
+    checkpoint.on_epoch_end(1, {"val_cdiv": -3.0, "val_energy_real": 1.0,
+                                "val_energy_sample": 4.0})
+    assert (tmp_path / "best.keras").is_file() and checkpoint.best == -3.0
+
+
+def test_best_keras_follows_validation_metrics_and_no_ebm_chain_cdiv():
+    assert experiment.checkpoint_monitor(kinds.KINDS["jem"], validation=True) == (
+        "val_accuracy", "max")
+    assert experiment.checkpoint_monitor(kinds.KINDS["jem"], validation=False) == (
+        "accuracy", "max")
+    assert experiment.checkpoint_monitor(kinds.KINDS["ebm"], validation=True) == ("val_cdiv", "min")
+    assert experiment.checkpoint_monitor(kinds.KINDS["ebm"], validation=False) == (None, "min")
