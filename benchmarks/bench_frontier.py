@@ -223,6 +223,11 @@ def compare(rows, baseline, recipe):
     the differences is marked as inside the spread."""
     import numpy as np
 
+    rows = [r for r in rows if r["recipe"] in (baseline, recipe)]
+    budgets = sorted({r.get("budget") for r in rows}, key=str)
+    if len(budgets) > 1:
+        raise ValueError(f"the cells hold budgets {budgets}: a comparison pairs cells of one "
+                         "budget; keep one budget's cells in the --cells directory")
     by = {(r["recipe"], r["seed"]): r for r in rows}
     seeds = sorted(seed for name, seed in by if name == recipe and (baseline, seed) in by)
     if not seeds:
@@ -355,8 +360,9 @@ def main(argv=None):
                "sampling column: where chains start, Langevin steps + noise-free steps); "
                "FID / floor: classifier FID of 500 "
                "samples against the test set, over the same for 500 held-out (validation) "
-               "images; AUROC: the best of log p(x), max p(y|x) and the input-gradient norm "
-               "per OOD set.\n\n" + text + "\n\nFigure: `benchmarks/figures/frontier.png`.\n")
+               "images; AUROC: the best of log p(x), max p(y|x), the largest logit and the "
+               "input-gradient norm per OOD set, chosen on that test set itself (optimistic; "
+               "`ood_log_px_auroc` in the cells holds log p(x) alone).\n\n" + text + "\n\nFigure: `benchmarks/figures/frontier.png`.\n")
     append_results(section)
     print(section)
     return 0

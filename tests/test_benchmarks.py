@@ -1,5 +1,6 @@
 """The arithmetic of the benchmark scripts that decide recipes (no training here)."""
 
+import json
 import os
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 import bench_frontier  # noqa: E402
+import bench_yardstick  # noqa: E402
 
 
 def cell(recipe, seed, fid_ratio, accuracy):
@@ -39,3 +41,19 @@ def test_the_comparison_needs_a_seed_with_both_recipes():
     rows = [cell("informative-k10", 1, 4.0, 0.99), cell("informative-k10-alpha5", 2, 3.0, 0.99)]
     with pytest.raises(ValueError, match="no seed has cells of both"):
         bench_frontier.compare(rows, "informative-k10", "informative-k10-alpha5")
+
+
+def test_the_comparison_refuses_cells_of_two_budgets():
+    rows = [dict(cell("informative-k10", 1, 4.0, 0.99), budget=15),
+            dict(cell("informative-k10-alpha5", 1, 3.0, 0.99), budget=45)]
+    with pytest.raises(ValueError, match=r"budgets \[15, 45\]"):
+        bench_frontier.compare(rows, "informative-k10", "informative-k10-alpha5")
+
+
+def test_recorded_cells_are_re_read_against_their_seeds_floor(tmp_path):
+    for seed, fid, floor in ((1, 20.0, 8.0), (2, 30.0, 12.0)):
+        (tmp_path / f"r-b45-s{seed}.json").write_text(json.dumps(
+            {"recipe": "r", "budget": 45, "seed": seed, "fid": fid, "fid_ratio": fid / floor}))
+    (row,) = bench_yardstick.reread_cells([str(tmp_path)], {1: 10.0, 2: 10.0})
+    # recorded 2.5 and 2.5; re-read 2.0 and 3.0: mean 2.5, std 0.71
+    assert row.endswith("| r | 45 | 1,2 | 2.50 ± 0.00 | 2.50 ± 0.71 | 2.00, 3.00 |")

@@ -42,7 +42,9 @@ def test_ood_detection_on_a_hand_made_energy(splits, tmp_path):
     assert "accuracy" not in results and "conditional_sample_accuracy" not in results
     fid = results["unconditional"]["classifier_fid"]
     assert fid["floor"] < fid["ceiling_noise"] and len(fid["per_seed"]) == 2
-    assert len(fid["floor_per_subset"]) == 5 and fid["floor_images"] == "train"
+    assert len(fid["floor_per_subset"]) == 50 and fid["floor_images"] == "train"
+    assert fid["std"] == pytest.approx(np.std(fid["per_seed"], ddof=1))  # a sample std
+    assert fid["floor_std"] == pytest.approx(np.std(fid["floor_per_subset"], ddof=1))
     assert fid["ratio_to_floor"] == pytest.approx(fid["mean"] / fid["floor"])
     assert results["long_chain"]["steps"] == 6
     assert set(results["ood"]) >= {"letters", "rotated_90", "flipped_horizontal", "stitched_halves"}
@@ -162,6 +164,11 @@ def test_the_fid_floor_is_built_like_the_sample_score(splits):
     held_out = data.preprocess(splits.x_train[:1000]).numpy()
     floors = report.real_floor(classifier, held_out, test_features, num_samples=200, repeats=3)
     assert len(floors) == 3 and min(floors) > 0
+    rng = np.random.default_rng(0)  # the same subsets, each one's features computed alone
+    subsets = [held_out[rng.choice(len(held_out), 200, replace=False)] for _ in range(3)]
+    np.testing.assert_allclose(floors, [metrics.frechet_distance(
+        report.reference_features(classifier, subset), test_features) for subset in subsets],
+        rtol=1e-4)
     # Real images of one class are far from the floor: the floor measures sampling noise only.
     ones = data.preprocess(splits.x_train[splits.y_train == 1][:200]).numpy()
     one_class = metrics.frechet_distance(report.reference_features(classifier, ones), test_features)
