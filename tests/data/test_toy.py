@@ -69,6 +69,20 @@ def test_mmd_test_accepts_equal_and_rejects_shifted_distributions():
     assert p_value < 0.01 and mmd > 0
 
 
+def test_sample_mmd_and_its_floor_share_one_kernel_fixed_by_exact_draws():
+    density = toy.get_density("two_moons")
+    spread = np.random.default_rng(0).uniform(-4, 4, (1000, 2)).astype("float32")
+    result = distances.evaluate(lambda x: tf.zeros(tf.shape(x)[:1]), spread, density)
+    exact, reference = density.sample(1000, seed=1), density.sample(1000, seed=2)
+    pooled = np.concatenate([exact, reference]).astype(np.float64)
+    sq = ((pooled[:, None] - pooled[None]) ** 2).sum(-1)
+    bandwidth = np.sqrt(0.5 * np.median(sq[np.triu_indices(len(pooled), 1)]))
+    assert result["mmd_bandwidth"] == pytest.approx(bandwidth, rel=1e-6)
+    assert result["mmd_samples"] == pytest.approx(distances.mmd(spread, reference, bandwidth))
+    # The samples' own median heuristic would widen the kernel and lower their MMD.
+    assert distances.mmd(spread, reference) < result["mmd_samples"]
+
+
 def test_toy_datasets_load_as_splits_with_their_box():
     splits = data.load_dataset("toy:two_moons", validation_size=100, subset=300)
     assert splits.x_train.shape == (300, 2) and splits.x_val.shape == (100, 2)
