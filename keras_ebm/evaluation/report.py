@@ -217,7 +217,10 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
                                  "label_coverage": covered, "label_histogram": counts.tolist()}
     results["nearest_train_distance"] = {
         "samples": float(np.median(metrics.nearest_distances(samples, train_x))),
-        "test_images": float(np.median(metrics.nearest_distances(_crop(test_x, pad)[:500], train_x))),
+        # As many test images as samples, drawn at random: the test set is ordered by writer.
+        "test_images": float(np.median(metrics.nearest_distances(_crop(test_x, pad)[
+            np.random.default_rng(0).choice(len(test_x), min(len(samples), len(test_x)),
+                                            replace=False)], train_x))),
     }
     rows = {"real": _crop(test_x[:10], pad)}
     for i in range(5):

@@ -46,6 +46,13 @@ def test_ood_detection_on_a_hand_made_energy(splits, tmp_path):
     assert fid["std"] == pytest.approx(np.std(fid["per_seed"], ddof=1))  # a sample std
     assert fid["floor_std"] == pytest.approx(np.std(fid["floor_per_subset"], ddof=1))
     assert fid["ratio_to_floor"] == pytest.approx(fid["mean"] / fid["floor"])
+    # The memorisation yardstick: 40 random test images (as many as samples), brute force.
+    test_x = data.preprocess(splits.x_test[:300]).numpy().reshape(300, -1)
+    train_x = data.preprocess(splits.x_train).numpy().reshape(len(splits.x_train), -1)
+    picked = test_x[np.random.default_rng(0).choice(300, 40, replace=False)]
+    nearest = [np.sqrt(((train_x - image) ** 2).sum(1)).min() for image in picked]
+    assert results["nearest_train_distance"]["test_images"] == pytest.approx(
+        np.median(nearest), rel=1e-4)
     assert results["long_chain"]["steps"] == 6
     assert set(results["ood"]) >= {"letters", "rotated_90", "flipped_horizontal", "stitched_halves"}
     assert sum(results["unconditional"]["label_histogram"]) == 80
