@@ -181,8 +181,8 @@ def test_data_files_with_bad_labels_or_splits_are_refused_before_training(tmp_pa
      "--model jem classifies, and the training labels hold 1 class"),
     ({}, ["--conditional_sampling", "--buffer_size", "5", "--chain_start", "uniform"],
      "--buffer_size 5 must be at least the 10 classes"),
-    ({}, ["--model", "ebm", "--chain_start", "class_gaussian", "--subset", "15"],
-     "needs at least 2 training images of each"),
+    ({}, ["--model", "ebm", "--chain_start", "class_gaussian", "--subset", "1", "--batch_size",
+          "1"], "needs at least 2; the training split has 1"),
     ({}, [], "lower --eval_samples or pass --evaluate false"),
     ({}, ["--validation_size", "40"], "--validation_size 40 must be in [0, 40)"),
 ])
