@@ -145,7 +145,7 @@ def rescore_cell(budget, seed, recipe):
     return row
 
 
-def _mean_std(values, scale=1.0, digits=2):
+def mean_std(values, scale=1.0, digits=2):
     import numpy as np
 
     values = np.asarray(values, dtype=float) * scale
@@ -195,15 +195,15 @@ def table(groups):
                     f"{rows[0]['steps']} + {rows[0].get('refine_steps', 0)}")
         cells = [recipe, f"{budget:g}", cpu, ",".join(str(r["seed"]) for r in rows),
                  "/".join(str(e) for e in get("epochs_run")), sampling,
-                 _mean_std(get("train_wall_minutes"), digits=1),
-                 _mean_std(get("accuracy"), 100), _mean_std(get("ece"), 100),
-                 _mean_std(get("fid_ratio"), digits=1),
-                 _mean_std(get("conditional_accuracy"), 100, 1),
-                 _mean_std(get("worst_class_accuracy"), 100, 1),
+                 mean_std(get("train_wall_minutes"), digits=1),
+                 mean_std(get("accuracy"), 100), mean_std(get("ece"), 100),
+                 mean_std(get("fid_ratio"), digits=1),
+                 mean_std(get("conditional_accuracy"), 100, 1),
+                 mean_std(get("worst_class_accuracy"), 100, 1),
                  "/".join(str(c) for c in get("coverage")),
-                 _mean_std(get("long_chain_fid_ratio")),
-                 f"{_mean_std(get('nearest_train_samples'))} ({rows[0]['nearest_train_test']:.2f})"]
-        cells += [_mean_std([r["ood_best_auroc"][name] for r in rows], digits=3) for name in sets]
+                 mean_std(get("long_chain_fid_ratio")),
+                 f"{mean_std(get('nearest_train_samples'))} ({rows[0]['nearest_train_test']:.2f})"]
+        cells += [mean_std([r["ood_best_auroc"][name] for r in rows], digits=3) for name in sets]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -26,15 +26,12 @@ import time
 import numpy as np
 
 import keras_ebm  # noqa: F401  (first: sets TensorFlow's options)
+from bench_frontier import mean_std
 from bench_mnist import append_results, machine
 from keras_ebm import data
 from keras_ebm.evaluation import metrics, reference, report
 
 NUM_SAMPLES = 500
-
-
-def mean_std(values, digits=2):
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
 def judge_and_halves(judge):
@@ -87,15 +84,10 @@ def reread_cells(directories, floors):
     rows = []
     for (directory, recipe, budget), cells in sorted(groups.items()):
         seeds = ",".join(str(s) for s, _, _ in cells)
-        recorded = [r for _, r, _ in cells]
         reread = [r for _, _, r in cells]
-        if len(cells) == 1:
-            recorded_text, reread_text = f"{recorded[0]:.2f}", f"{reread[0]:.2f}"
-        else:
-            recorded_text, reread_text = mean_std(recorded), mean_std(reread)
         per_seed = ", ".join(f"{r:.2f}" for r in reread)
-        rows.append(f"| `{directory}` | {recipe} | {budget:g} | {seeds} | {recorded_text} | "
-                    f"{reread_text} | {per_seed} |")
+        rows.append(f"| `{directory}` | {recipe} | {budget:g} | {seeds} | "
+                    f"{mean_std([r for _, r, _ in cells])} | {mean_std(reread)} | {per_seed} |")
     return rows
 
 

@@ -215,12 +215,13 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
                                  "refine_steps": long_chain_factor * refine_steps,
                                  "fid_ratio_to_stated_steps": fid / fids[0],
                                  "label_coverage": covered, "label_histogram": counts.tolist()}
+    # As many test images as samples, drawn at random: the test set is ordered by writer.
+    test_drawn = np.random.default_rng(0).choice(len(test_x), min(len(samples), len(test_x)),
+                                                 replace=False)
     results["nearest_train_distance"] = {
         "samples": float(np.median(metrics.nearest_distances(samples, train_x))),
-        # As many test images as samples, drawn at random: the test set is ordered by writer.
-        "test_images": float(np.median(metrics.nearest_distances(_crop(test_x, pad)[
-            np.random.default_rng(0).choice(len(test_x), min(len(samples), len(test_x)),
-                                            replace=False)], train_x))),
+        "test_images": float(np.median(metrics.nearest_distances(_crop(test_x[test_drawn], pad),
+                                                                 train_x))),
     }
     rows = {"real": _crop(test_x[:10], pad)}
     for i in range(5):

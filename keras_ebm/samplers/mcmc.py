@@ -131,13 +131,14 @@ class ParallelTempering(_TFPSampler):
     """Replica exchange (``tfp.mcmc.ReplicaExchangeMC``): one MALA chain per inverse
     temperature ``beta`` in ``inverse_temperatures`` (the first must be 1, the target), each on
     ``exp(-beta * E)``; after every step the even or the odd adjacent pairs (at random) propose
-    to swap states and accept with the Metropolis-Hastings probability. Hot replicas cross energy barriers that trap a
-    single chain, and the swaps carry their states down to ``beta = 1`` (Swendsen & Wang
-    1986; Earl & Deem 2005).
+    to swap states and accept with the Metropolis-Hastings probability. Hot replicas cross
+    energy barriers that trap a single chain, and the swaps carry their states down to
+    ``beta = 1`` (Swendsen & Wang 1986; Earl & Deem 2005).
 
     Each replica's MALA step size is ``step_size / beta``, as its target is that much flatter.
     Returns ``(samples at beta = 1, swap acceptance rate)``; ``swap_acceptance`` holds the
-    acceptance rate of the swaps proposed to each adjacent pair in the last call (a pair near 0 means the ladder needs another rung).
+    acceptance rate of the swaps proposed to each adjacent pair in the last call (a pair near
+    0 means the ladder needs another rung).
 
     Example:
 

@@ -213,6 +213,13 @@ def restore_position(model, strategy, run_dir, resuming):
     return position
 
 
+def compute_budget(config, model):
+    """The callback that stops ``model``'s training at ``--budget_minutes``, or ``None``."""
+    if not config.budget_minutes:
+        return None
+    return callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
+
+
 def checkpoint_monitor(kind, validation):
     """``(metric, mode)`` behind ``best.keras``; metric ``None``: no ``best.keras``."""
     name, mode = kind.monitor
@@ -231,8 +238,7 @@ def build_callbacks(config, kind, model, prepared, run_dir, position, resuming):
         events_path=os.path.join(run_dir, "recoveries.json"),
         checkpoint_path=os.path.join(run_dir, "checkpoints", "last.keras"))
     monitor = checkpoint_monitor(kind, validation=prepared.val is not None)
-    budget = (callbacks.ComputeBudget(config.budget_minutes, state.budget_progress(model))
-              if config.budget_minutes else None)
+    budget = compute_budget(config, model)
     real_images = next(iter(prepared.test))[0][:10].numpy()
     callback_list = [
         *([budget] if budget else []),

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_ebm import data, files
 from keras_ebm.evaluation import reference
-from keras_ebm.training import callbacks, experiment, state
+from keras_ebm.training import experiment
 
 SEARCH_SPACE = ("langevin_steps", "langevin_alpha", "langevin_sigma", "reinit_prob",
                 "reg_weight", "lr")
@@ -79,9 +79,9 @@ class JEMHyperModel(kt.HyperModel):
         return experiment.compile_model(model, config, self.steps_per_epoch)
 
     def fit(self, hp, model, *args, **kwargs):
-        if self.config.budget_minutes:  # every trial trains for the budget
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), callbacks.ComputeBudget(
-                self.config.budget_minutes, state.budget_progress(model))]
+        budget = experiment.compute_budget(self.config, model)  # every trial gets the budget
+        if budget is not None:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), budget]
         history = model.fit(*args, **kwargs)
         val_accuracy = history.history["val_accuracy"][-1]
         labels = np.repeat(np.arange(self.num_classes), self.samples_per_class).astype("int32")
