@@ -70,6 +70,9 @@ class Config:
     ce_weight: float = option(1.0, "JEM: weight of the cross-entropy term", "model")
     px_weight: float = option(0.3, "JEM: weight of the generative terms (0: plain classifier)",
                               "model")
+    calibrate: bool = option(True, "JEM: after training, fit a temperature for p(y|x) on the "
+                             "validation split (temperature scaling; predicted classes and "
+                             "energies unchanged)", "model")
     reg_weight: float = option(0.1, "weight of the L2 energy regulariser", "model")
     noise_levels: str = option("0.05,0.1,0.2", "dsm: comma-separated noise stds, one drawn per "
                                "example (the default suits toy data; for images in [-1, 1] "

@@ -7,7 +7,8 @@ pixel values in [0, 1] (28x28 for MNIST), whatever the model uses inside
 ([-1, 1], optional padding):
 
 * ``energy(images) -> [N]`` (lower is more likely);
-* ``classify(images) -> [N, num_classes]`` logits (JEM models);
+* ``classify(images) -> [N, num_classes]`` logits of ``p(y|x)``, ``f(x) / temperature``
+  (JEM models; see ``JEM.calibrate``);
 * ``sample(num_samples, steps, seed) -> [num_samples, H, W, 1]``: Langevin
   samples from fresh chain starts (the model's: uniform noise or its fitted class
   Gaussians), ``steps`` steps plus the model's noise-free refinement, exactly as
@@ -81,7 +82,7 @@ def _endpoints(model, pad):
     }
     if isinstance(model, JEM):
         def classify(images):
-            return model(to_model(images), training=False)
+            return model.class_logits(to_model(images))
 
         def sample_class(labels, steps, seed):
             labels = checked(labels, (labels >= 0) & (labels < model.num_outputs),

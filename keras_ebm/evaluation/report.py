@@ -106,11 +106,15 @@ def _crop(images, pad):
 
 
 def _classification(model, test_x, test_y, out_dir):
+    """Accuracy, ECE and NLL of ``p(y|x)`` with the model's temperature (and without)."""
     logits = reference.predict(model, test_x)
-    probs = metrics.softmax(logits)
+    probs = metrics.softmax(logits / model.temperature)
     results = {"accuracy": float(np.mean(probs.argmax(-1) == test_y)),
                "ece": metrics.expected_calibration_error(probs, test_y),
-               "nll": float(-np.mean(np.log(probs[np.arange(len(test_y)), test_y] + 1e-12)))}
+               "nll": float(-np.mean(np.log(probs[np.arange(len(test_y)), test_y] + 1e-12))),
+               "temperature": model.temperature,
+               "ece_uncalibrated": metrics.expected_calibration_error(metrics.softmax(logits),
+                                                                      test_y)}
     conf, acc, count = metrics.reliability_bins(probs, test_y)
     plotting.save_reliability(conf, acc, count, os.path.join(out_dir, "reliability.png"),
                               title=f"ECE {100 * results['ece']:.2f}%")
@@ -256,7 +260,8 @@ def format_table(results):
     lines = []
     if "accuracy" in results:
         lines.append(f"test accuracy           {100 * results['accuracy']:.2f}%")
-        lines.append(f"ECE (15 bins)           {100 * results['ece']:.2f}%")
+        lines.append(f"ECE (15 bins)           {100 * results['ece']:.2f}% (temperature "
+                     f"{results['temperature']:.3g}; at 1: {100 * results['ece_uncalibrated']:.2f}%)")
     for name, by_score in results["ood"].items():
         auroc = "  ".join(f"{score} {v['auroc']:.3f}" for score, v in by_score.items())
         lines.append(f"OOD AUROC {name:<18} {auroc}")

@@ -6,11 +6,13 @@ and the class-conditional energy is ``E(x, y) = -f(x)[y]``.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_ebm import distribute
 from keras_ebm.config import CHAIN_STARTS, MAX_SAMPLES_PER_CALL
 from keras_ebm.models.base import NetworkEnergyModel, marginal_energy
+from keras_ebm.models.calibration import fit_temperature
 from keras_ebm.samplers.buffer import ReplayBuffer
 from keras_ebm.samplers.chain_start import ClassGaussianStart
 from keras_ebm.samplers.langevin import LangevinSampler
@@ -381,7 +383,9 @@ class JEM(EBM):
     ``loss = ce_weight * CE(f(x_real), y) + px_weight * (cdiv_weight * cdiv + reg_weight * reg)``.
 
     With ``px_weight=0`` no Langevin sampling is done and the model is a plain
-    classifier (the baseline for calibration and OOD comparisons). With
+    classifier (the baseline for calibration and OOD comparisons). :meth:`calibrate` fits
+    a temperature ``T`` on held-out images; :meth:`class_logits` then gives ``f(x) / T``,
+    the logits of the calibrated ``p(y|x)`` (energies and predicted classes unchanged). With
     ``conditional_sampling=True`` negatives are drawn from ``E(x, y)`` for
     random labels from a class-partitioned buffer; with a number in ``(0, 1)``
     only that share of them, the rest from ``E(x)``.
@@ -393,13 +397,18 @@ class JEM(EBM):
             uses 0.3).
         conditional_sampling: share of negatives sampled class-conditionally
             (``True`` = all, ``False`` = none).
+        temperature: divides the logits of :meth:`class_logits` (1: none; set by
+            :meth:`calibrate`).
         **kwargs: passed to :class:`EBM`.
     """
 
     metric_names = ("loss", "ce", "cdiv", "reg", "energy_real", "energy_sample")
 
     def __init__(self, network, ce_weight=1.0, px_weight=1.0, conditional_sampling=False,
-                 **kwargs):
+                 temperature=1.0, **kwargs):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.temperature = float(temperature)
         self.conditional_sampling = float(conditional_sampling)
         if not 0.0 <= self.conditional_sampling <= 1.0:
             raise ValueError(f"conditional_sampling must be a share in [0, 1] (or a bool), "
@@ -424,6 +433,29 @@ class JEM(EBM):
 
     def draws_negatives(self, training):
         return training and self.px_weight > 0
+
+    def class_logits(self, x, training=False):
+        """Logits of ``p(y|x)``: ``f(x) / temperature``."""
+        return self(x, training=training) / self.temperature
+
+    def calibrate(self, x, y=None, batch_size=500):
+        """Set :attr:`temperature` to the one that minimises the negative log-likelihood of
+        ``p(y|x)`` on held-out data (temperature scaling, Guo et al. 2017) and return it.
+
+        ``x``: images with labels ``y``, or a ``tf.data.Dataset`` of ``(images, labels)``
+        batches. Use images the model was not trained on (e.g. the validation split).
+        """
+        if isinstance(x, tf.data.Dataset):
+            y = np.concatenate([np.asarray(labels) for _, labels in x])
+            logits = self.predict(x, verbose=0)
+        elif y is None:
+            raise ValueError("calibrate needs labels: pass calibrate(images, labels) or a "
+                             "tf.data.Dataset of (images, labels) batches.")
+        else:
+            logits = self.predict(np.asarray(x, dtype="float32"), batch_size=batch_size,
+                                  verbose=0)
+        self.temperature = fit_temperature(logits, np.asarray(y))
+        return self.temperature
 
     def negative_labels(self, labels):
         if not self.conditional_sampling:
@@ -464,6 +496,7 @@ class JEM(EBM):
             ce_weight=self.ce_weight,
             px_weight=self.px_weight,
             conditional_sampling=self.conditional_sampling,
+            temperature=self.temperature,
         )
         return config
 

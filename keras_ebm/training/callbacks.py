@@ -237,12 +237,13 @@ class Checkpoint(keras.callbacks.Callback):
             return True
         return value < self.best if self.mode == "min" else value > self.best
 
-    def save(self, name):
+    def save(self, name, model=None):
+        """Write ``model`` (default: the one being trained) to ``name`` in the directory."""
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, name)
         try:
             with files.atomic_path(path, suffix=".keras") as tmp:
-                self.model.save(tmp)
+                (model or self.model).save(tmp)
         except OSError as err:
             raise OSError(err.errno, f"Cannot write checkpoint {path} ({err.strerror or err}); "
                           "the previous checkpoints are kept. Free space or fix permissions, "

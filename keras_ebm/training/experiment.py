@@ -104,13 +104,37 @@ def compile_model(model, config, steps_per_epoch):
 
 
 def test_metrics(model, dataset):
-    """Keras test metrics plus, for classifiers, the expected calibration error."""
+    """Keras test metrics plus, for classifiers, the expected calibration error of ``p(y|x)``
+    with the model's temperature (and at temperature 1)."""
     results = {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
     if isinstance(model, JEM):
         logits = model.predict(dataset, verbose=0)
         labels = np.concatenate([y.numpy() for _, y in dataset])
-        results["ece"] = metrics.expected_calibration_error(metrics.softmax(logits), labels)
+        results.update(
+            ece=metrics.expected_calibration_error(metrics.softmax(logits / model.temperature),
+                                                   labels),
+            ece_uncalibrated=metrics.expected_calibration_error(metrics.softmax(logits), labels),
+            temperature=model.temperature)
     return results
+
+
+def calibrate(model, config, prepared, checkpoint):
+    """Temperature-scale a JEM's ``p(y|x)`` on the validation split (``--calibrate``): the
+    model in memory, ``last.keras`` and ``best.keras`` (each with its own temperature)."""
+    if not (isinstance(model, JEM) and config.calibrate):
+        return
+    if prepared.val is None:
+        log.info("No validation split (--validation_size 0): p(y|x) is not calibrated.")
+        return
+    temperature = model.calibrate(prepared.val)
+    checkpoint.save("last.keras")
+    line = f"{temperature:.3f} (final weights)"
+    best_path = os.path.join(checkpoint.directory, "best.keras")
+    if os.path.isfile(best_path):
+        best = keras.saving.load_model(best_path)
+        line += f", {best.calibrate(prepared.val):.3f} (best.keras)"
+        checkpoint.save("best.keras", best)
+    log.info("Calibrated p(y|x) on the validation split: temperature %s", line)
 
 
 @dataclasses.dataclass
@@ -273,18 +297,17 @@ def class_energy_watch(config, prepared, num_images=2000):
 
 
 def train(model, config, prepared, position, callback_list):
-    """``model.fit`` over the stream of batches from ``position``; returns the test metrics."""
+    """``model.fit`` over the stream of batches from ``position``; returns the seconds it took
+    and the epochs of the whole run."""
     start = time.time()
     stream = state.training_stream(prepared.train, prepared.steps_per_epoch, config.epochs,
                                    start_step=position["step"])
     history = model.fit(stream, validation_data=prepared.val, epochs=config.epochs,
                         steps_per_epoch=prepared.steps_per_epoch, initial_epoch=position["epoch"],
                         callbacks=callback_list, verbose=config.verbose, shuffle=False)
-    results = test_metrics(model, prepared.test)
     # Epochs of the whole run: those before a resume and those fit ran now.
-    results.update(train_seconds=time.time() - start,
-                   epochs_run=position["epoch"] + len(history.epoch))
-    return results
+    return {"train_seconds": time.time() - start,
+            "epochs_run": position["epoch"] + len(history.epoch)}
 
 
 def set_up(model, config, splits):
@@ -320,12 +343,16 @@ def run(config):
     position = restore_position(model, strategy, run_dir, resuming)
     callback_list, guard, budget = build_callbacks(config, kind, model, prepared, run_dir,
                                                    position, resuming)
-    results = train(model, config, prepared, position, callback_list)
-    results.update(diverged=guard.diverged, recoveries=len(guard.events))
+    fitted = train(model, config, prepared, position, callback_list)
+    checkpoint = next(c for c in callback_list if isinstance(c, callbacks.Checkpoint))
+    if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
+        checkpoint.save("last.keras")
+    if not guard.diverged:
+        calibrate(model, config, prepared, checkpoint)
+    results = test_metrics(model, prepared.test)
+    results.update(fitted, diverged=guard.diverged, recoveries=len(guard.events))
     if budget is not None:
         results["budget_minutes_spent"] = budget.spent_seconds / 60.0
-    if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
-        next(c for c in callback_list if isinstance(c, callbacks.Checkpoint)).save("last.keras")
     files.write_json(os.path.join(run_dir, "test_metrics.json"), results)
     log.info("Test metrics: %s", json.dumps(results, sort_keys=True))
     if config.evaluate and not guard.diverged:

@@ -79,3 +79,4 @@ def test_nearest_distances():
     refs = np.array([[0.0, 0.0], [10.0, 0.0]])
     np.testing.assert_allclose(metrics.nearest_distances([[1.0, 0.0], [10.0, 2.0]], refs), [1, 2],
                                rtol=1e-6)
+

@@ -67,11 +67,20 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     model.compile(keras.optimizers.Adam(1e-3))
     x = data.preprocess(splits.x_train).numpy()
     model.fit(x, splits.y_train, batch_size=100, epochs=1, verbose=0)
+    model.temperature = 2.0
     results = report.evaluate_model(model, splits, str(tmp_path), num_samples=20, steps=3,
                                       seeds=(0,), num_test=500)
     test_x = data.preprocess(splits.x_test[:500]).numpy()
-    expected = np.mean(model.predict(test_x, verbose=0).argmax(-1) == splits.y_test[:500])
-    assert results["accuracy"] == pytest.approx(expected) and 0 <= results["ece"] <= 1
+    logits = model.predict(test_x, verbose=0)
+    expected = np.mean(logits.argmax(-1) == splits.y_test[:500])
+    assert results["accuracy"] == pytest.approx(expected)
+    # Calibration is scored with the model's temperature, and without it beside.
+    assert results["temperature"] == 2.0
+    assert results["ece"] == pytest.approx(metrics.expected_calibration_error(
+        metrics.softmax(logits / 2.0), splits.y_test[:500]), abs=1e-6)
+    assert results["ece_uncalibrated"] == pytest.approx(metrics.expected_calibration_error(
+        metrics.softmax(logits), splits.y_test[:500]), abs=1e-6)
+    assert results["ece"] != pytest.approx(results["ece_uncalibrated"], abs=1e-4)
     assert 0 <= results["conditional_sample_accuracy"] <= 1
     assert 0 <= results["conditional_sample_accuracy_warm"] <= 1
     per_class = results["conditional_sample_accuracy_per_class"]

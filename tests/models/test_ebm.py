@@ -183,10 +183,11 @@ def test_keras_save_load_round_trip_including_buffer(tmp_path):
     model.compile(keras.optimizers.Adam(1e-3))
     x = tf.random.stateless_uniform([8, 28, 28, 1], seed=[3, 4], minval=-1, maxval=1)
     model.train_on_batch(x, tf.range(8), return_dict=True)
+    model.temperature = 0.7
     path = str(tmp_path / "jem.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
-    assert isinstance(restored, JEM)
+    assert isinstance(restored, JEM) and restored.temperature == 0.7
     drop_network = lambda c: {k: v for k, v in c.items() if k != "network"}  # noqa: E731
     assert drop_network(restored.get_config()) == drop_network(model.get_config())
     np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
@@ -232,3 +233,29 @@ def test_backup_and_restore_restores_the_replay_buffer(tmp_path):
               callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
     np.testing.assert_array_equal(fresh.buffer.samples.numpy(), model.buffer.samples.numpy())
     np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+
+
+def test_calibrate_fits_the_temperature_of_the_held_out_logits():
+    from keras_ebm.models.calibration import fit_temperature
+
+    model = small_jem(px_weight=0.0)
+    x = tf.random.stateless_uniform([40, 28, 28, 1], seed=[5, 6], minval=-1, maxval=1).numpy()
+    labels = np.arange(40) % 10
+    logits = model(x).numpy()
+    expected = fit_temperature(logits, labels)
+    assert model.calibrate(x, labels, batch_size=16) == pytest.approx(expected, rel=1e-6)
+    assert model.temperature == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(model.class_logits(x).numpy(), logits / expected, rtol=1e-5)
+    # Energies and predicted classes do not move.
+    np.testing.assert_allclose(model(x).numpy(), logits)
+    model.temperature = 1.0
+    dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(16)
+    assert model.calibrate(dataset) == pytest.approx(expected, rel=1e-5)
+
+
+def test_calibrate_and_temperature_refuse_bad_input():
+    model = small_jem(px_weight=0.0)
+    with pytest.raises(ValueError, match="labels"):
+        model.calibrate(np.zeros((4, 28, 28, 1), "float32"))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        small_jem(temperature=0.0)

@@ -159,3 +159,31 @@ def test_class_energy_watch_is_quiet_within_half_the_well():
         watch.on_epoch_end(0, {})
         assert bool(watch.warned) == warns
 
+
+
+def test_calibration_gives_last_and_best_their_own_temperature(model, tmp_path):
+    from keras_ebm.config import Config
+    from keras_ebm.models.calibration import fit_temperature
+    from keras_ebm.training import experiment
+
+    checkpoint = callbacks.Checkpoint(str(tmp_path), monitor="val_loss", mode="min")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_loss": 2.0})  # best.keras: the initial weights
+    model.fit(batches(), epochs=3, verbose=0)
+    val = batches()
+    labels = np.concatenate([y.numpy() for _, y in val])
+    prepared = experiment.PreparedData(None, val, None, 0, None)
+    experiment.calibrate(model, Config(), prepared, checkpoint)
+    last = keras.saving.load_model(tmp_path / "last.keras")
+    best = keras.saving.load_model(tmp_path / "best.keras")
+    assert last.temperature == model.temperature == pytest.approx(
+        fit_temperature(model.predict(val, verbose=0), labels), rel=1e-5)
+    assert best.temperature == pytest.approx(
+        fit_temperature(best.predict(val, verbose=0), labels), rel=1e-5)
+    assert best.temperature != pytest.approx(last.temperature, rel=1e-3)
+    # --calibrate false, or no validation split: the temperature stays.
+    model.temperature = 1.0
+    experiment.calibrate(model, Config(calibrate=False), prepared, checkpoint)
+    experiment.calibrate(model, Config(), experiment.PreparedData(None, None, None, 0, None),
+                         checkpoint)
+    assert model.temperature == 1.0

@@ -66,6 +66,14 @@ def test_checkpoint_reloads_to_the_trained_model(quick_run):
     images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype(np.float32)
     np.testing.assert_allclose(model.energy(2 * images - 1).numpy(),
                                exported.energy(images).numpy(), rtol=1e-5, atol=1e-5)
+    # p(y|x) was calibrated on the validation split: the checkpoint, the test metrics and the
+    # export's classify all use the fitted temperature.
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert model.temperature == metrics["temperature"] != 1.0
+    np.testing.assert_allclose(exported.classify(images).numpy(),
+                               model(2 * images - 1).numpy() / model.temperature, rtol=1e-4,
+                               atol=1e-5)
+    assert "Calibrated p(y|x) on the validation split" in (run_dir / "train.log").read_text()
 
 
 def test_existing_run_directory_is_refused_and_kept(quick_run):
