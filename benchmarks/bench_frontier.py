@@ -84,8 +84,10 @@ def summarise(run_dir):
     fid = ev["unconditional"]["classifier_fid"]
     best_auroc = {name: max(score["auroc"] for score in by_score.values())
                   for name, by_score in ev["ood"].items()}
+    calibration = ({"temperature": ev["temperature"], "ece_uncalibrated": ev["ece_uncalibrated"]}
+                   if "temperature" in ev else {})
     return {
-        "accuracy": ev["accuracy"], "ece": ev["ece"],
+        **calibration, "accuracy": ev["accuracy"], "ece": ev["ece"],
         "fid": fid["mean"], "fid_floor": fid["floor"], "fid_ratio": fid["ratio_to_floor"],
         "conditional_accuracy": ev["conditional_sample_accuracy"],
         "worst_class_accuracy": min(ev["conditional_sample_accuracy_per_class"]),
@@ -125,21 +127,46 @@ def run_cell(budget, seed, recipe, cells=CELLS):
     return row
 
 
-def rescore_cell(budget, seed, recipe):
+def calibrate_run(run_dir):
+    """Temperature-scale the final weights of a run trained before ``train.py`` did (their
+    temperature is 1) on the run's own validation split, as ``train.py`` does now, and save
+    them; returns the temperature. ``best.keras`` is left as it was."""
+    from keras_ebm import data, files
+    from keras_ebm.export import load_for_export
+
+    model, pad = load_for_export(run_dir)
+    if model.temperature != 1.0:
+        return model.temperature
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    splits = data.load_dataset(config["dataset"], config["data_file"], config["validation_size"],
+                               config["subset"], config["seed"])
+    temperature = model.calibrate(data.preprocess(splits.x_val, pad).numpy(), splits.y_val)
+    with files.atomic_path(os.path.join(run_dir, "checkpoints", "last.keras"),
+                           suffix=".keras") as tmp:
+        model.save(tmp)
+    return temperature
+
+
+def rescore_cell(budget, seed, recipe, cells=CELLS, run_dir=None):
     """Evaluate a recorded cell's final weights again with the recipe's current evaluation
-    flags (e.g. after the sample steps were chosen anew) and rewrite its figures."""
+    flags (e.g. after the sample steps were chosen anew; weights trained before ``train.py``
+    calibrated ``p(y|x)`` are calibrated first) and rewrite its figures."""
     name = f"{recipe}-b{budget:g}-s{seed}"
-    run_dir = os.path.join(HERE, "runs", "frontier", name)
-    path = os.path.join(CELLS, name + ".json")
+    run_dir = run_dir or os.path.join(HERE, "runs", "frontier", name)
+    path = os.path.join(cells, name + ".json")
     with open(path) as f:
         row = json.load(f)
+    calibrate_run(run_dir)
     flags = RECIPES[recipe]
     steps = flags[flags.index("--eval_steps") + 1] if "--eval_steps" in flags else "500"
     subprocess.run([sys.executable, "-m", "keras_ebm", "evaluate", run_dir, "--steps", steps],
                    cwd=ROOT, check=True)
     row.update(summarise(run_dir), rescored=time.strftime("%Y-%m-%d"),
                rescore_command=f"python benchmarks/bench_frontier.py rescore --budget {budget:g} "
-                               f"--seed {seed} --recipe {recipe}")
+                               f"--seed {seed} --recipe {recipe}"
+                               + (f" --cells {os.path.relpath(cells, ROOT)}" if cells != CELLS
+                                  else ""))
     with open(path, "w") as f:
         json.dump(row, f, indent=2, sort_keys=True)
     return row
@@ -180,6 +207,14 @@ def load_cells(cells=CELLS):
     return groups
 
 
+def ece_cell(rows):
+    """ECE over seeds; for calibrated weights (every seed's) the figure at temperature 1 beside."""
+    text = mean_std([r["ece"] for r in rows], 100)
+    if all("ece_uncalibrated" in r for r in rows):
+        text += f" (T = 1: {mean_std([r['ece_uncalibrated'] for r in rows], 100)})"
+    return text
+
+
 def table(groups):
     sets = sorted({name for rows in groups.values() for name in rows[0]["ood_best_auroc"]})
     header = ["recipe", "budget (CPU min)", "CPU", "seeds", "epochs",
@@ -196,7 +231,7 @@ def table(groups):
         cells = [recipe, f"{budget:g}", cpu, ",".join(str(r["seed"]) for r in rows),
                  "/".join(str(e) for e in get("epochs_run")), sampling,
                  mean_std(get("train_wall_minutes"), digits=1),
-                 mean_std(get("accuracy"), 100), mean_std(get("ece"), 100),
+                 mean_std(get("accuracy"), 100), ece_cell(rows),
                  mean_std(get("fid_ratio"), digits=1),
                  mean_std(get("conditional_accuracy"), 100, 1),
                  mean_std(get("worst_class_accuracy"), 100, 1),
@@ -304,6 +339,10 @@ def main(argv=None):
     again.add_argument("--budget", type=float, required=True, help="the cell's budget")
     again.add_argument("--seed", type=int, required=True, help="the cell's seed")
     again.add_argument("--recipe", default="informative", choices=sorted(RECIPES))
+    again.add_argument("--cells", default=CELLS,
+                       help="directory of the recorded cell (default: benchmarks/frontier)")
+    again.add_argument("--run_dir", default=None,
+                       help="the cell's run directory (default: benchmarks/runs/frontier/<cell>)")
     sub.add_parser("table", help="aggregate the recorded cells into RESULTS.md and a figure")
     paired = sub.add_parser("compare", help="two recipes' cells of the same seeds, paired by seed")
     paired.add_argument("--cells", required=True,
@@ -336,10 +375,15 @@ def main(argv=None):
                 + text + "\n")
         return 0
     if args.action == "rescore":
-        cell_path = os.path.join(CELLS, f"{args.recipe}-b{args.budget:g}-s{args.seed}.json")
+        cell_path = os.path.join(args.cells, f"{args.recipe}-b{args.budget:g}-s{args.seed}.json")
         if not os.path.isfile(cell_path):
             parser.error(f"no recorded cell {cell_path}; run it first")
-        rescore_cell(args.budget, args.seed, args.recipe)
+        run_dir = args.run_dir or os.path.join(HERE, "runs", "frontier",
+                                               os.path.basename(cell_path)[:-len(".json")])
+        if not os.path.isfile(os.path.join(run_dir, "checkpoints", "last.keras")):
+            parser.error(f"{run_dir} holds no checkpoints/last.keras; pass the cell's run "
+                         "directory with --run_dir")
+        rescore_cell(args.budget, args.seed, args.recipe, args.cells, run_dir)
         return 0
     groups = load_cells()
     if not groups:
@@ -356,7 +400,10 @@ def main(argv=None):
                "on, and rows never mix CPUs. A CPU minute buys different amounts of training on "
                "different machines, even two with the same CPU name (the epochs column shows how "
                "many each seed ran), so compare recipes by the epochs they bought as well. Each column is one set of weights per seed: the final "
-               "weights of the run. Mean ± std (ddof 1) over seeds. Samples from fresh chains (the "
+               "weights of the run. Mean ± std (ddof 1) over seeds. ECE: of p(y|x) with the "
+               "temperature fitted on the run's validation split (`JEM.calibrate`; weights "
+               "trained before train.py did this were calibrated the same way by `rescore`), the "
+               "figure at temperature 1 in brackets where every seed has both. Samples from fresh chains (the "
                "sampling column: where chains start, Langevin steps + noise-free steps); "
                "FID / floor: classifier FID of 500 "
                "samples against the test set, over the same for 500 held-out (validation) "

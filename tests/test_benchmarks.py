@@ -57,3 +57,38 @@ def test_recorded_cells_are_re_read_against_their_seeds_floor(tmp_path):
     (row,) = bench_yardstick.reread_cells([str(tmp_path)], {1: 10.0, 2: 10.0})
     # recorded 2.5 and 2.5; re-read 2.0 and 3.0: mean 2.5, std 0.71
     assert row.endswith("| r | 45 | 1,2 | 2.50 ± 0.00 | 2.50 ± 0.71 | 2.00, 3.00 |")
+
+
+def test_the_ece_cell_shows_the_uncalibrated_figure_only_when_every_seed_has_it():
+    calibrated = [dict(ece=0.002, ece_uncalibrated=0.006), dict(ece=0.004, ece_uncalibrated=0.008)]
+    assert bench_frontier.ece_cell(calibrated) == "0.30 ± 0.14 (T = 1: 0.70 ± 0.14)"
+    assert bench_frontier.ece_cell([calibrated[0], dict(ece=0.006)]) == "0.40 ± 0.28"
+
+
+def test_a_run_trained_before_calibration_is_calibrated_on_its_validation_split(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_ebm import data
+    from keras_ebm.models import networks
+    from keras_ebm.models.calibration import fit_temperature
+    from keras_ebm.models.ebm import JEM
+
+    keras.utils.set_random_seed(0)
+    model = JEM(networks.get_network("mlp", num_outputs=10, hidden_units=(16,)), buffer_size=10,
+                seed=0)
+    (tmp_path / "checkpoints").mkdir()
+    model.save(tmp_path / "checkpoints" / "last.keras")
+    config = {"dataset": "mnist", "data_file": None, "validation_size": 300, "subset": None,
+              "seed": 3, "pad": 0}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    splits = data.load_dataset("mnist", None, 300, None, 3)
+    logits = model(data.preprocess(splits.x_val).numpy()).numpy()
+    expected = fit_temperature(logits, splits.y_val)
+    assert bench_frontier.calibrate_run(str(tmp_path)) == pytest.approx(expected, rel=1e-5)
+    saved = keras.saving.load_model(tmp_path / "checkpoints" / "last.keras")
+    assert saved.temperature == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(saved(data.preprocess(splits.x_val[:5]).numpy()), logits[:5],
+                               rtol=1e-5)
+    # Calibrated weights are kept as they are.
+    assert bench_frontier.calibrate_run(str(tmp_path)) == saved.temperature
