@@ -131,19 +131,26 @@ def calibrate_run(run_dir):
     """Temperature-scale the final weights of a run trained before ``train.py`` did (their
     temperature is 1) on the run's own validation split, as ``train.py`` does now, and save
     them; returns the temperature. ``best.keras`` is left as it was."""
-    from keras_ebm import data, files
-    from keras_ebm.export import load_for_export
+    import keras
 
-    model, pad = load_for_export(run_dir)
-    if model.temperature != 1.0:
-        return model.temperature
+    from keras_ebm import data, files
+    from keras_ebm.models.ebm import JEM
+
+    last = os.path.join(run_dir, "checkpoints", "last.keras")
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
+    if not os.path.isfile(last):
+        raise ValueError(f"{run_dir} holds no checkpoints/last.keras to calibrate")
+    model, pad = keras.saving.load_model(last), config.get("pad", 0)
+    if not isinstance(model, JEM) or not config["validation_size"]:
+        raise ValueError(f"{run_dir}: only a JEM trained with a validation split can be "
+                         "calibrated")
+    if model.temperature != 1.0:
+        return model.temperature
     splits = data.load_dataset(config["dataset"], config["data_file"], config["validation_size"],
                                config["subset"], config["seed"])
     temperature = model.calibrate(data.preprocess(splits.x_val, pad).numpy(), splits.y_val)
-    with files.atomic_path(os.path.join(run_dir, "checkpoints", "last.keras"),
-                           suffix=".keras") as tmp:
+    with files.atomic_path(last, suffix=".keras") as tmp:
         model.save(tmp)
     return temperature
 
@@ -207,12 +214,18 @@ def load_cells(cells=CELLS):
     return groups
 
 
+def ece_at_1(row):
+    """A cell's ECE of p(y|x) at temperature 1 (cells from before calibration hold only that)."""
+    return row.get("ece_uncalibrated", row["ece"])
+
+
 def ece_cell(rows):
-    """ECE over seeds; for calibrated weights (every seed's) the figure at temperature 1 beside."""
-    text = mean_std([r["ece"] for r in rows], 100)
-    if all("ece_uncalibrated" in r for r in rows):
-        text += f" (T = 1: {mean_std([r['ece_uncalibrated'] for r in rows], 100)})"
-    return text
+    """ECE over seeds: calibrated with the figure at temperature 1 beside when every seed's
+    weights were calibrated, else the figures at temperature 1, so that seeds never mix."""
+    at_1 = mean_std([ece_at_1(r) for r in rows], 100)
+    if all("temperature" in r for r in rows):
+        return f"{mean_std([r['ece'] for r in rows], 100)} (T = 1: {at_1})"
+    return f"{at_1} (T = 1)"
 
 
 def table(groups):
@@ -244,7 +257,8 @@ def table(groups):
 
 
 # (label, key, scale, digits, higher is better) of the paired comparison
-COMPARED = [("test accuracy %", "accuracy", 100, 2, True), ("ECE %", "ece", 100, 2, False),
+COMPARED = [("test accuracy %", "accuracy", 100, 2, True),
+            ("ECE % at temperature 1", "ece_at_1", 100, 2, False),
             ("FID / floor", "fid_ratio", 1, 2, False),
             ("cond. acc. %", "conditional_accuracy", 100, 1, True),
             ("worst class %", "worst_class_accuracy", 100, 1, True),
@@ -268,10 +282,15 @@ def compare(rows, baseline, recipe):
     if not seeds:
         raise ValueError(f"no seed has cells of both {baseline} and {recipe}")
     ood_sets = sorted(by[recipe, seeds[0]]["ood_best_auroc"])
-    figures = COMPARED + [(f"AUROC {name}", ("ood_best_auroc", name), 1, 3, True)
-                          for name in ood_sets]
+    calibrated = all("temperature" in by[name, seed] for seed in seeds
+                     for name in (baseline, recipe))
+    figures = (COMPARED[:2] + [("ECE % calibrated", "ece", 100, 2, False)] * calibrated
+               + COMPARED[2:] + [(f"AUROC {name}", ("ood_best_auroc", name), 1, 3, True)
+                                 for name in ood_sets])
 
     def value(row, key):
+        if key == "ece_at_1":
+            return ece_at_1(row)
         return row[key[0]][key[1]] if isinstance(key, tuple) else row[key]
 
     header = ["figure", *[f"{name} s{seed}" for seed in seeds for name in (baseline, recipe)],
@@ -383,7 +402,10 @@ def main(argv=None):
         if not os.path.isfile(os.path.join(run_dir, "checkpoints", "last.keras")):
             parser.error(f"{run_dir} holds no checkpoints/last.keras; pass the cell's run "
                          "directory with --run_dir")
-        rescore_cell(args.budget, args.seed, args.recipe, args.cells, run_dir)
+        try:
+            rescore_cell(args.budget, args.seed, args.recipe, args.cells, run_dir)
+        except ValueError as err:
+            parser.error(str(err))
         return 0
     groups = load_cells()
     if not groups:
@@ -402,8 +424,9 @@ def main(argv=None):
                "many each seed ran), so compare recipes by the epochs they bought as well. Each column is one set of weights per seed: the final "
                "weights of the run. Mean ± std (ddof 1) over seeds. ECE: of p(y|x) with the "
                "temperature fitted on the run's validation split (`JEM.calibrate`; weights "
-               "trained before train.py did this were calibrated the same way by `rescore`), the "
-               "figure at temperature 1 in brackets where every seed has both. Samples from fresh chains (the "
+               "trained before train.py did this were calibrated the same way by `rescore`) "
+               "and at temperature 1 beside; rows with a seed never calibrated show only the "
+               "figure at temperature 1. Samples from fresh chains (the "
                "sampling column: where chains start, Langevin steps + noise-free steps); "
                "FID / floor: classifier FID of 500 "
                "samples against the test set, over the same for 500 held-out (validation) "

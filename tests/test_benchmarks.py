@@ -59,10 +59,26 @@ def test_recorded_cells_are_re_read_against_their_seeds_floor(tmp_path):
     assert row.endswith("| r | 45 | 1,2 | 2.50 ± 0.00 | 2.50 ± 0.71 | 2.00, 3.00 |")
 
 
-def test_the_ece_cell_shows_the_uncalibrated_figure_only_when_every_seed_has_it():
-    calibrated = [dict(ece=0.002, ece_uncalibrated=0.006), dict(ece=0.004, ece_uncalibrated=0.008)]
+def test_the_ece_cell_never_averages_calibrated_and_uncalibrated_seeds():
+    calibrated = [dict(ece=0.002, ece_uncalibrated=0.006, temperature=0.8),
+                  dict(ece=0.004, ece_uncalibrated=0.008, temperature=0.9)]
     assert bench_frontier.ece_cell(calibrated) == "0.30 ± 0.14 (T = 1: 0.70 ± 0.14)"
-    assert bench_frontier.ece_cell([calibrated[0], dict(ece=0.006)]) == "0.40 ± 0.28"
+    # One seed from before calibration: every seed's figure at temperature 1.
+    assert bench_frontier.ece_cell([calibrated[0], dict(ece=0.010)]) == "0.80 ± 0.28 (T = 1)"
+
+
+def test_the_comparison_reads_the_ece_at_temperature_1_unless_both_sides_are_calibrated():
+    rows = [cell("a", 1, 2.0, 0.99), cell("a", 2, 2.1, 0.99), cell("b", 1, 2.0, 0.99),
+            cell("b", 2, 2.1, 0.99)]
+    rows[2].update(ece=0.001, ece_uncalibrated=0.007, temperature=0.8)
+    rows[3].update(ece=0.002, ece_uncalibrated=0.009, temperature=0.8)
+    text = bench_frontier.compare(rows, "a", "b")
+    assert row(text, "ECE % at temperature 1").split(" | ")[1:5] == ["0.50", "0.70", "0.50", "0.90"]
+    assert "ECE % calibrated" not in text
+    for r in rows[:2]:
+        r.update(ece_uncalibrated=r["ece"], temperature=1.0)
+    assert row(bench_frontier.compare(rows, "a", "b"), "ECE % calibrated").split(" | ")[1:5] == [
+        "0.50", "0.10", "0.50", "0.20"]
 
 
 def test_a_run_trained_before_calibration_is_calibrated_on_its_validation_split(tmp_path):
@@ -92,3 +108,10 @@ def test_a_run_trained_before_calibration_is_calibrated_on_its_validation_split(
                                rtol=1e-5)
     # Calibrated weights are kept as they are.
     assert bench_frontier.calibrate_run(str(tmp_path)) == saved.temperature
+
+
+def test_calibrating_a_run_without_a_validation_split_is_refused(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({"validation_size": 0}))
+    with pytest.raises(ValueError, match="no checkpoints/last.keras"):
+        bench_frontier.calibrate_run(str(tmp_path))

@@ -42,7 +42,8 @@ log = logging.getLogger("keras_ebm")
 def ood_scores(model, images, batch_size=500):
     """Per-image scores, higher = more in-distribution: ``log p(x)`` (= -E(x)),
     ``-|grad_x log p(x)|`` and, for classifiers, ``max p(y|x)`` and the largest logit
-    ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two)."""
+    ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two; so
+    ``p(y|x)`` here is ``softmax(f(x))``, at temperature 1 whatever the model's calibration)."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
         scores["max_prob"], scores["max_logit"] = [], []

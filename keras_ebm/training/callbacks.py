@@ -243,7 +243,7 @@ class Checkpoint(keras.callbacks.Callback):
         path = os.path.join(self.directory, name)
         try:
             with files.atomic_path(path, suffix=".keras") as tmp:
-                (model or self.model).save(tmp)
+                (self.model if model is None else model).save(tmp)
         except OSError as err:
             raise OSError(err.errno, f"Cannot write checkpoint {path} ({err.strerror or err}); "
                           "the previous checkpoints are kept. Free space or fix permissions, "

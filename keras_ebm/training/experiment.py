@@ -118,23 +118,26 @@ def test_metrics(model, dataset):
     return results
 
 
-def calibrate(model, config, prepared, checkpoint):
+def calibrate(model, config, prepared, checkpoint, diverged=False):
     """Temperature-scale a JEM's ``p(y|x)`` on the validation split (``--calibrate``): the
-    model in memory, ``last.keras`` and ``best.keras`` (each with its own temperature)."""
+    model in memory and ``last.keras`` (unless training ``diverged``) and ``best.keras``, each
+    with its own temperature."""
     if not (isinstance(model, JEM) and config.calibrate):
         return
     if prepared.val is None:
         log.info("No validation split (--validation_size 0): p(y|x) is not calibrated.")
         return
-    temperature = model.calibrate(prepared.val)
-    checkpoint.save("last.keras")
-    line = f"{temperature:.3f} (final weights)"
+    fitted = []
+    if not diverged:
+        fitted.append(f"{model.calibrate(prepared.val):.3f} (final weights)")
+        checkpoint.save("last.keras")
     best_path = os.path.join(checkpoint.directory, "best.keras")
     if os.path.isfile(best_path):
         best = keras.saving.load_model(best_path)
-        line += f", {best.calibrate(prepared.val):.3f} (best.keras)"
+        fitted.append(f"{best.calibrate(prepared.val):.3f} (best.keras)")
         checkpoint.save("best.keras", best)
-    log.info("Calibrated p(y|x) on the validation split: temperature %s", line)
+    if fitted:
+        log.info("Calibrated p(y|x) on the validation split: temperature %s", ", ".join(fitted))
 
 
 @dataclasses.dataclass
@@ -347,8 +350,7 @@ def run(config):
     checkpoint = next(c for c in callback_list if isinstance(c, callbacks.Checkpoint))
     if config.ema and not guard.diverged:  # fit ended by swapping in the averaged weights
         checkpoint.save("last.keras")
-    if not guard.diverged:
-        calibrate(model, config, prepared, checkpoint)
+    calibrate(model, config, prepared, checkpoint, diverged=guard.diverged)
     results = test_metrics(model, prepared.test)
     results.update(fitted, diverged=guard.diverged, recoveries=len(guard.events))
     if budget is not None:

@@ -47,8 +47,11 @@ def reopen_run_dir(path, config):
     with open(os.path.join(path, "config.json")) as f:
         saved = json.load(f)
     current = dataclasses.asdict(config)
-    changed = [f"--{k} {saved.get(k)} (now {current.get(k)})" for k in sorted(current)
-               if k not in ("resume", "verbose") and saved.get(k) != current.get(k)]
+    # A setting added after the run started reads as its default.
+    defaults = {field.name: field.default for field in dataclasses.fields(config)}
+    saved = {k: saved.get(k, defaults.get(k)) for k in current}
+    changed = [f"--{k} {saved[k]} (now {current[k]})" for k in sorted(current)
+               if k not in ("resume", "verbose") and saved[k] != current[k]]
     if changed:
         raise RunError(f"Cannot resume {path}: it was started with {', '.join(changed)}. "
                        "Rerun with its flags (see its config.json), or choose another --out.")

@@ -204,6 +204,14 @@ def test_resume_refuses_other_settings_and_finished_runs(tmp_path):
         reopen_run_dir(str(tmp_path), config)
     (tmp_path / "config.json").write_text(json.dumps(dict(vars(config), verbose=2)))
     assert reopen_run_dir(str(tmp_path), config) is True  # unfinished: continue
+    # A run started before a setting existed resumes when the setting is at its default...
+    older = {k: v for k, v in vars(config).items() if k != "calibrate"}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    assert reopen_run_dir(str(tmp_path), config) is True
+    # ...and not when it is not.
+    with pytest.raises(experiment.RunError, match=r"--calibrate True \(now False\)"):
+        reopen_run_dir(str(tmp_path), config_lib.Config(out=str(tmp_path), resume=True,
+                                                        lr=1e-3, calibrate=False))
     (tmp_path / "test_metrics.json").write_text("{}")
     with pytest.raises(experiment.RunError, match="holds a finished run; its results are kept"):
         reopen_run_dir(str(tmp_path), config)

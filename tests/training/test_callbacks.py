@@ -181,8 +181,17 @@ def test_calibration_gives_last_and_best_their_own_temperature(model, tmp_path):
     assert best.temperature == pytest.approx(
         fit_temperature(best.predict(val, verbose=0), labels), rel=1e-5)
     assert best.temperature != pytest.approx(last.temperature, rel=1e-3)
-    # --calibrate false, or no validation split: the temperature stays.
+    # After a divergence only best.keras is calibrated: the final weights are not used.
+    for path in ("last.keras", "best.keras"):
+        reset = keras.saving.load_model(tmp_path / path)
+        reset.temperature = 1.0
+        checkpoint.save(path, reset)
     model.temperature = 1.0
+    experiment.calibrate(model, Config(), prepared, checkpoint, diverged=True)
+    assert model.temperature == 1.0
+    assert keras.saving.load_model(tmp_path / "last.keras").temperature == 1.0
+    assert keras.saving.load_model(tmp_path / "best.keras").temperature == best.temperature
+    # --calibrate false, or no validation split: the temperature stays.
     experiment.calibrate(model, Config(calibrate=False), prepared, checkpoint)
     experiment.calibrate(model, Config(), experiment.PreparedData(None, None, None, 0, None),
                          checkpoint)
