@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 import bench_frontier  # noqa: E402
+import bench_calibration  # noqa: E402
 import bench_yardstick  # noqa: E402
 
 
@@ -115,3 +116,18 @@ def test_calibrating_a_run_without_a_validation_split_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"validation_size": 0}))
     with pytest.raises(ValueError, match="no checkpoints/last.keras"):
         bench_frontier.calibrate_run(str(tmp_path))
+
+
+def test_two_fold_calibration_helps_an_under_confident_classifier_and_not_a_calibrated_one():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    logits = 4.0 * rng.normal(size=(6000, 10))
+    drawn = lambda t: (bench_calibration.metrics.softmax(logits / t).cumsum(-1)  # noqa: E731
+                       > rng.uniform(size=(6000, 1))).argmax(-1)
+    # Labels drawn at temperature 0.5: logits at 1 are under-confident; scaling fixes it.
+    plain, calibrated = bench_calibration.two_fold(logits, drawn(0.5))
+    assert plain > 0.05 and calibrated < 0.02
+    # Labels drawn at temperature 1: already calibrated (ECE at its finite-sample level).
+    plain, calibrated = bench_calibration.two_fold(logits, drawn(1.0))
+    assert plain < 0.03 and abs(calibrated - plain) < 0.01
