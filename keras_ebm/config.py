@@ -125,7 +125,7 @@ class Config:
         "the budget buys)", "training")
     budget_minutes: typing.Optional[float] = option(
         None, "stop after this much compute (process CPU minutes / usable cores); the learning "
-        "rate then decays over the budget instead of the epochs", "training")
+        "rate then decays over the budget, or over --epochs if they end first", "training")
     batch_size: int = option(128, "images per training batch (global, over all replicas)",
                              "training")
     lr: float = option(1e-3, "Adam learning rate, cosine-decayed to lr * 0.01 over the run",

@@ -84,7 +84,8 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
 
 def compile_model(model, config, steps_per_epoch):
     if config.budget_minutes:
-        decay = state.BudgetCosineDecay(config.lr, alpha=0.01)
+        decay = state.BudgetCosineDecay(config.lr, alpha=0.01,
+                                        decay_steps=max(1, config.epochs * steps_per_epoch))
     else:
         decay = keras.optimizers.schedules.CosineDecay(
             config.lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01)

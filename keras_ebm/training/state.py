@@ -56,22 +56,31 @@ class BudgetCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Cosine decay from ``initial_learning_rate`` to ``alpha`` times it over the share of a
     compute budget spent (``progress``, a variable in [0, 1] that a
     :class:`~keras_ebm.training.callbacks.ComputeBudget` callback advances), not over steps: the
-    schedule fits a run whose length is set by time rather than by epochs."""
+    schedule fits a run whose length is set by time rather than by epochs. With
+    ``decay_steps`` (the run's step limit) the decay follows whichever of the two is nearer
+    its end, so a run whose epochs end before its budget still finishes its decay."""
 
-    def __init__(self, initial_learning_rate, alpha=0.0, progress=0.0):
+    def __init__(self, initial_learning_rate, alpha=0.0, progress=0.0, decay_steps=None):
+        if decay_steps is not None and not decay_steps >= 1:
+            raise ValueError(f"decay_steps must be >= 1 (or None), got {decay_steps}.")
         self.initial_learning_rate = float(initial_learning_rate)
         self.alpha = float(alpha)
+        self.decay_steps = None if decay_steps is None else int(decay_steps)
         self.progress = keras.Variable(progress, dtype="float32", trainable=False,
                                        name="budget_spent")
 
     def __call__(self, step):
-        progress = tf.clip_by_value(tf.convert_to_tensor(self.progress), 0.0, 1.0)
+        progress = tf.convert_to_tensor(self.progress)
+        if self.decay_steps:
+            progress = tf.maximum(progress, tf.cast(step, tf.float32) / self.decay_steps)
+        progress = tf.clip_by_value(progress, 0.0, 1.0)
         cosine = 0.5 * (1.0 + tf.cos(np.pi * progress))
         return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "alpha": self.alpha,
-                "progress": float(keras.ops.convert_to_numpy(self.progress))}
+                "progress": float(keras.ops.convert_to_numpy(self.progress)),
+                "decay_steps": self.decay_steps}
 
 
 def _schedule(model):

@@ -23,6 +23,19 @@ def test_budget_cosine_follows_the_spent_share(progress, expected):
     assert float(restored(0)) == pytest.approx(float(schedule(0)))
 
 
+def test_budget_cosine_ends_its_decay_at_the_step_limit_if_that_comes_first():
+    schedule = state.BudgetCosineDecay(1e-3, alpha=0.01, decay_steps=100)
+    schedule.progress.assign(0.1)
+    assert float(schedule(50)) == pytest.approx(1e-3 * 0.505, rel=1e-5)  # steps lead
+    assert float(schedule(100)) == pytest.approx(1e-5, rel=1e-4)
+    schedule.progress.assign(1.0)
+    assert float(schedule(10)) == pytest.approx(1e-5, rel=1e-4)  # the budget leads
+    restored = state.BudgetCosineDecay(**schedule.get_config())
+    assert restored.decay_steps == 100 and float(restored(10)) == pytest.approx(1e-5, rel=1e-4)
+    with pytest.raises(ValueError, match="decay_steps"):
+        state.BudgetCosineDecay(1e-3, decay_steps=0)
+
+
 class FakeClock:
     """process_time that advances one CPU second per call."""
 
@@ -119,3 +132,13 @@ def test_usable_cores_obey_a_container_cpu_quota(tmp_path):
     assert callbacks.usable_cores(str(tmp_path)) == 1
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
     assert callbacks.usable_cores(str(tmp_path)) == affinity
+
+
+def test_a_budgeted_run_decays_over_its_step_limit_too():
+    from keras_ebm.training import experiment
+
+    inputs = keras.Input((2,))
+    model = experiment.compile_model(keras.Model(inputs, keras.layers.Dense(1)(inputs)),
+                                     Config(budget_minutes=1.0, epochs=3), steps_per_epoch=10)
+    assert state.budget_progress(model) is not None
+    assert state._schedule(model).schedule.decay_steps == 30
