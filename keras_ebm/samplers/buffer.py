@@ -125,13 +125,16 @@ class ReplayBuffer(keras.layers.Layer):
         """Write ``states`` into the slots ``indices`` (as returned by :meth:`sample`).
 
         Under ``tf.distribute`` every replica writes the chains of all replicas,
-        so the replicas' copies of the buffer stay identical.
+        so the replicas' copies of the buffer stay identical. A slot drawn twice keeps the
+        state listed last (a scatter with repeated indices keeps an arbitrary one on GPUs,
+        which would let the replicas' copies drift apart).
         """
         states = tf.cast(states, self.samples.dtype)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             indices = context.all_gather(indices, axis=0)
             states = context.all_gather(states, axis=0)
+        indices, states = last_write_per_slot(indices, states)
         if tf.distribute.has_strategy():
             # Sparse in-place scatters are not implemented for distributed variables.
             self.samples.assign(
@@ -154,3 +157,11 @@ class ReplayBuffer(keras.layers.Layer):
             seed=self.seed,
         )
         return config
+
+
+def last_write_per_slot(indices, states):
+    """``(slots, states)`` with each slot of ``indices`` once, holding the last of its states."""
+    slots, position = tf.unique(indices)
+    last = tf.math.unsorted_segment_max(tf.range(tf.shape(indices)[0]), position,
+                                        tf.shape(slots)[0])
+    return slots, tf.gather(states, last)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ebm.samplers.buffer import ReplayBuffer
+from keras_ebm.samplers.buffer import ReplayBuffer, last_write_per_slot
 
 
 def test_initial_buffer_is_uniform_in_range():
@@ -91,3 +91,13 @@ def test_same_seed_same_draws():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ReplayBuffer(**{"sample_shape": (1,), **kwargs})
+
+
+def test_a_slot_drawn_twice_keeps_its_last_state_on_any_device():
+    indices = tf.constant([5, 2, 5, 7, 2, 5])
+    states = tf.reshape(tf.range(6, dtype=tf.float32), [6, 1])
+    slots, kept = last_write_per_slot(indices, states)
+    assert dict(zip(slots.numpy().tolist(), kept.numpy()[:, 0].tolist())) == {5: 5.0, 2: 4.0, 7: 3.0}
+    buffer = ReplayBuffer(size=8, sample_shape=(1,), seed=0)
+    buffer.update(indices, states)
+    np.testing.assert_array_equal(buffer.samples.numpy()[[2, 5, 7], 0], [4.0, 5.0, 3.0])
