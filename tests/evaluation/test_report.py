@@ -53,7 +53,13 @@ def test_ood_detection_on_a_hand_made_energy(splits, tmp_path):
     nearest = [np.sqrt(((train_x - image) ** 2).sum(1)).min() for image in picked]
     assert results["nearest_train_distance"]["test_images"] == pytest.approx(
         np.median(nearest), rel=1e-4)
-    assert results["long_chain"]["steps"] == 6
+    long = results["long_chain"]
+    assert long["steps"] == 6 and len(long["per_seed"]) == 2  # every seed, like the FID
+    assert long["fid_ratio_to_stated_steps"] == pytest.approx(
+        np.mean(long["per_seed"]) / np.mean(fid["per_seed"]))
+    assert long["ratio_per_seed"] == pytest.approx(
+        [a / b for a, b in zip(long["per_seed"], fid["per_seed"])])
+    assert sum(long["label_histogram"]) == 80
     assert set(results["ood"]) >= {"letters", "rotated_90", "flipped_horizontal", "stitched_halves"}
     assert sum(results["unconditional"]["label_histogram"]) == 80
     for name in FIGURES + ("evaluation.json",):
