@@ -189,13 +189,19 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
 
     # Samples from noise, judged by the reference classifier.
     real_features = reference_features(classifier, _crop(test_x, pad))
-    fids, coverage, label_counts, samples = [], [], 0, None
-    for seed in seeds:
-        samples = _crop(model.generate(num_samples, steps=steps, seed=seed).numpy(), pad)
-        fid, counts, covered = _judge(classifier, samples, real_features, num_classes)
-        fids.append(fid)
-        coverage.append(covered)
-        label_counts = label_counts + counts
+
+    def judged_seeds(**chains):
+        """Per seed: FID, coverage; summed label counts; the last seed's samples."""
+        fids, coverage, label_counts = [], [], 0
+        for seed in seeds:
+            samples = _crop(model.generate(num_samples, seed=seed, **chains).numpy(), pad)
+            fid, counts, covered = _judge(classifier, samples, real_features, num_classes)
+            fids.append(fid)
+            coverage.append(covered)
+            label_counts = label_counts + counts
+        return fids, coverage, label_counts, samples
+
+    fids, coverage, label_counts, samples = judged_seeds(steps=steps)
     train_x = data.preprocess(splits.x_train, 0).numpy()
     held_out_source, held_out = floor_images(splits, num_samples)
     held_out = train_x if held_out_source == "train" else data.preprocess(held_out, 0).numpy()
@@ -214,14 +220,7 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
         # The same seeds as the stated chains: one seed's FID scatters as much as the effect.
         long_steps = int(long_chain_factor * steps)
         longer = {"refine_steps": long_chain_factor * refine_steps} if refine_steps else {}
-        long_fids, long_coverage, long_counts = [], [], 0
-        for seed in seeds:
-            long_samples = _crop(model.generate(num_samples, steps=long_steps, seed=seed,
-                                                **longer).numpy(), pad)
-            fid, counts, covered = _judge(classifier, long_samples, real_features, num_classes)
-            long_fids.append(fid)
-            long_coverage.append(covered)
-            long_counts = long_counts + counts
+        long_fids, long_coverage, long_counts, _ = judged_seeds(steps=long_steps, **longer)
         results["long_chain"] = {
             "steps": long_steps, "refine_steps": long_chain_factor * refine_steps,
             "classifier_fid": float(np.mean(long_fids)), "per_seed": long_fids,
