@@ -17,8 +17,8 @@ import sys
 import numpy as np
 
 import keras_ebm  # noqa: F401  (first: sets TensorFlow's options)
+from bench_frontier import validation_images
 from bench_mnist import machine, publish
-from keras_ebm import data
 from keras_ebm.evaluation import metrics, reference
 from keras_ebm.export import load_for_export
 from keras_ebm.models.calibration import fit_temperature
@@ -45,11 +45,9 @@ def validation_logits(run_dir):
         config = json.load(f)
     if not config.get("validation_size"):
         raise ValueError(f"{run_dir} was trained without a validation split")
-    model, pad = load_for_export(run_dir)
-    splits = data.load_dataset(config["dataset"], config["data_file"], config["validation_size"],
-                               config["subset"], config["seed"])
-    logits = reference.predict(model, data.preprocess(splits.x_val, pad).numpy())
-    return logits.astype(np.float64), splits.y_val
+    model, _ = load_for_export(run_dir)
+    images, labels = validation_images(config)
+    return reference.predict(model, images).astype(np.float64), labels
 
 
 def main(argv=None):

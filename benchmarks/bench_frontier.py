@@ -127,13 +127,23 @@ def run_cell(budget, seed, recipe, cells=CELLS):
     return row
 
 
+def validation_images(config):
+    """A run's own validation split (images as the model takes them, labels) from its
+    ``config.json`` settings."""
+    from keras_ebm import data
+
+    splits = data.load_dataset(config["dataset"], config["data_file"], config["validation_size"],
+                               config["subset"], config["seed"])
+    return data.preprocess(splits.x_val, config.get("pad", 0)).numpy(), splits.y_val
+
+
 def calibrate_run(run_dir):
     """Temperature-scale the final weights of a run trained before ``train.py`` did (their
     temperature is 1) on the run's own validation split, as ``train.py`` does now, and save
     them; returns the temperature. ``best.keras`` is left as it was."""
     import keras
 
-    from keras_ebm import data, files
+    from keras_ebm import files
     from keras_ebm.models.ebm import JEM
 
     last = os.path.join(run_dir, "checkpoints", "last.keras")
@@ -141,15 +151,13 @@ def calibrate_run(run_dir):
         config = json.load(f)
     if not os.path.isfile(last):
         raise ValueError(f"{run_dir} holds no checkpoints/last.keras to calibrate")
-    model, pad = keras.saving.load_model(last), config.get("pad", 0)
+    model = keras.saving.load_model(last)
     if not isinstance(model, JEM) or not config["validation_size"]:
         raise ValueError(f"{run_dir}: only a JEM trained with a validation split can be "
                          "calibrated")
     if model.temperature != 1.0:
         return model.temperature
-    splits = data.load_dataset(config["dataset"], config["data_file"], config["validation_size"],
-                               config["subset"], config["seed"])
-    temperature = model.calibrate(data.preprocess(splits.x_val, pad).numpy(), splits.y_val)
+    temperature = model.calibrate(*validation_images(config))
     with files.atomic_path(last, suffix=".keras") as tmp:
         model.save(tmp)
     return temperature
