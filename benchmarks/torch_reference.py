@@ -79,20 +79,22 @@ class JEM:
 
     def __init__(self, network, sample_shape=(28, 28, 1), buffer_size=10000, steps=20,
                  px_weight=0.3, reg_weight=0.1, reinit_prob=0.05, real_noise=0.005, lr=1e-3,
-                 memory_format=torch.contiguous_format):
+                 memory_format=torch.contiguous_format, device="cpu"):
         self.network = network
         self.memory_format = memory_format
+        self.device = device
         self.sample_shape = (sample_shape[2], sample_shape[0], sample_shape[1])
-        self.buffer = torch.rand((buffer_size,) + self.sample_shape) * 2 - 1
+        self.buffer = torch.rand((buffer_size,) + self.sample_shape, device=device) * 2 - 1
         self.steps, self.px_weight, self.reg_weight = steps, px_weight, reg_weight
         self.reinit_prob, self.real_noise = reinit_prob, real_noise
         self.optimizer = torch.optim.Adam(network.parameters(), lr=lr, betas=(0.9, 0.999))
 
     def sample_negatives(self, batch_size):
-        slots = torch.randint(0, len(self.buffer), (batch_size,))
+        slots = torch.randint(0, len(self.buffer), (batch_size,), device=self.device)
         starts = self.buffer[slots]
-        restart = torch.rand(batch_size) < self.reinit_prob
-        starts[restart] = torch.rand((int(restart.sum()),) + self.sample_shape) * 2 - 1
+        restart = torch.rand(batch_size, device=self.device) < self.reinit_prob
+        starts[restart] = torch.rand((int(restart.sum()),) + self.sample_shape,
+                                     device=self.device) * 2 - 1
         samples = langevin(self.network, starts.contiguous(memory_format=self.memory_format),
                            self.steps)
         self.buffer[slots] = samples
@@ -118,7 +120,8 @@ def serve(threads):
 
     Requests: ``{"task": "params", "network", "input_shape", "num_outputs"}`` answers the
     parameter count; ``{"task": "sample", "network", "input_shape", "num_outputs", "batch_size",
-    "steps", "channels_last", "compiled"}`` times one Langevin chain; ``{"task": "train",
+    "steps", "channels_last", "compiled"}`` times one Langevin chain; an optional ``"device"``
+    (e.g. ``"cuda"``) places network and data there, and timings then wait for the device; ``{"task": "train",
     "network", "batch_size", "langevin_steps", "iterations", "channels_last", "compiled"}``
     times JEM iterations on random MNIST-shaped batches (``compiled``: the network wrapped in
     ``torch.compile``, PyTorch 2's graph compiler, forward and backward). Networks and inputs are built on first use (answer -1).
@@ -137,34 +140,74 @@ def serve(threads):
         fresh = key not in cache
         if fresh:
             cache[key] = _build(request)
-        start = time.perf_counter()
-        cache[key]()
-        seconds = time.perf_counter() - start
+        seconds = _timed(cache[key], request.get("device", "cpu"))
         print(json.dumps({"seconds": -1 if fresh else seconds}), flush=True)
+
+
+def _timed(function, device):
+    if device != "cpu":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    function()
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def _build(request):
     torch.manual_seed(0)
+    device = request.get("device", "cpu")
     memory_format = torch.channels_last if request["channels_last"] else torch.contiguous_format
     shape = request.get("input_shape", (28, 28, 1))
     network = get_network(request["network"], shape, request.get("num_outputs", 10))
-    network = network.to(memory_format=memory_format)
+    network = network.to(device=device, memory_format=memory_format)
     if request.get("compiled"):
         network = torch.compile(network)
     batch = (request["batch_size"], shape[2], shape[0], shape[1])
     if request["task"] == "sample":
-        x = (torch.rand(batch) * 2 - 1).contiguous(memory_format=memory_format)
+        x = (torch.rand(batch, device=device) * 2 - 1).contiguous(memory_format=memory_format)
         return lambda: langevin(network, x, request["steps"])
-    jem = JEM(network, shape, steps=request["langevin_steps"], memory_format=memory_format)
-    images = (torch.rand((1000,) + batch[1:]) * 2 - 1).contiguous(memory_format=memory_format)
-    labels = torch.randint(0, 10, (1000,))
+    jem = JEM(network, shape, steps=request["langevin_steps"], memory_format=memory_format,
+              device=device)
+    images = (torch.rand((1000,) + batch[1:], device=device) * 2 - 1).contiguous(
+        memory_format=memory_format)
+    labels = torch.randint(0, 10, (1000,), device=device)
 
     def train():
         for _ in range(request["iterations"]):
-            index = torch.randint(0, len(images), (request["batch_size"],))
+            index = torch.randint(0, len(images), (request["batch_size"],), device=device)
             jem.train_step(images[index], labels[index])
     return train
 
 
+def cuda_table(repeats=3, steps=60, langevin_steps=10, iterations=20):
+    """Prints image-steps/s of the Langevin chain (``cnn``, ``cnn_wide``; batch 128, 512) and
+    the default JEM's iterations/s (``cnn_wide``, batch 128) on the GPU, for every variant
+    (eager/compiled, channels-first/last), median of ``repeats`` after one warm-up.
+
+        python benchmarks/torch_reference.py --cuda_table
+    """
+    print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}", flush=True)
+    variants = {"eager, channels-first": (False, False), "eager, channels-last": (True, False),
+                "compiled, channels-first": (False, True), "compiled, channels-last": (True, True)}
+    print("| task | network | batch | variant | rate |\n|---|---|---|---|---|")
+    cells = [("sample", network, batch_size) for network in ("cnn", "cnn_wide")
+             for batch_size in (128, 512)] + [("train", "cnn_wide", 128)]
+    for task, network, batch_size in cells:
+        for variant, (channels_last, compiled) in variants.items():
+            request = dict(task=task, network=network, batch_size=batch_size, steps=steps,
+                           langevin_steps=langevin_steps, iterations=iterations,
+                           channels_last=channels_last, compiled=compiled, device="cuda")
+            function = _build(request)
+            _timed(function, "cuda")
+            seconds = sorted(_timed(function, "cuda") for _ in range(repeats))[repeats // 2]
+            rate = (f"{batch_size * steps / seconds:,.0f} image-steps/s" if task == "sample"
+                    else f"{iterations / seconds:,.1f} iterations/s")
+            print(f"| {task} | {network} | {batch_size} | {variant} | {rate} |", flush=True)
+
+
 if __name__ == "__main__":
-    serve(int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads())
+    if sys.argv[1:] == ["--cuda_table"]:
+        cuda_table()
+    else:
+        serve(int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads())
