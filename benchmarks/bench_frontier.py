@@ -75,6 +75,11 @@ RECIPES = {
 COMMON = ["--epochs", "1000", "--sample_every", "0", "--verbose", "2"]
 
 
+# The OOD scores every recorded cell has; "best" AUROC is the best of these per set (the
+# feature-space Mahalanobis detector, added later, is recorded beside them).
+SINGLE_SCORES = ("log_px", "grad_norm", "max_prob", "max_logit")
+
+
 def summarise(run_dir):
     """The figures of one finished cell."""
     with open(os.path.join(run_dir, "test_metrics.json")) as f:
@@ -82,8 +87,10 @@ def summarise(run_dir):
     with open(os.path.join(run_dir, "evaluation", "evaluation.json")) as f:
         ev = json.load(f)
     fid = ev["unconditional"]["classifier_fid"]
-    best_auroc = {name: max(score["auroc"] for score in by_score.values())
+    best_auroc = {name: max(by_score[score]["auroc"] for score in SINGLE_SCORES if score in by_score)
                   for name, by_score in ev["ood"].items()}
+    mahalanobis = {name: by_score["feature_mahalanobis"]["auroc"]
+                   for name, by_score in ev["ood"].items() if "feature_mahalanobis" in by_score}
     calibration = ({"temperature": ev["temperature"], "ece_uncalibrated": ev["ece_uncalibrated"]}
                    if "temperature" in ev else {})
     return {
@@ -98,6 +105,7 @@ def summarise(run_dir):
         "nearest_train_test": ev["nearest_train_distance"]["test_images"],
         "ood_best_auroc": best_auroc,
         "ood_log_px_auroc": {name: s["log_px"]["auroc"] for name, s in ev["ood"].items()},
+        **({"ood_mahalanobis_auroc": mahalanobis} if mahalanobis else {}),
         "budget_minutes_spent": test.get("budget_minutes_spent"),
         "train_wall_minutes": test["train_seconds"] / 60,
         "epochs_run": test["epochs_run"], "diverged": test["diverged"],

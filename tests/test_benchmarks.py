@@ -131,3 +131,24 @@ def test_two_fold_calibration_helps_an_under_confident_classifier_and_not_a_cali
     # Labels drawn at temperature 1: already calibrated (ECE at its finite-sample level).
     plain, calibrated = bench_calibration.two_fold(logits, drawn(1.0))
     assert plain < 0.03 and abs(calibrated - plain) < 0.01
+
+
+def test_a_cells_best_auroc_is_over_the_scores_every_cell_has(tmp_path):
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "test_metrics.json").write_text(json.dumps(
+        {"train_seconds": 600, "epochs_run": 5, "diverged": None}))
+    scores = lambda *aurocs: {score: {"auroc": a} for score, a in zip(  # noqa: E731
+        ("log_px", "grad_norm", "max_prob", "max_logit", "feature_mahalanobis"), aurocs)}
+    evaluation = {"accuracy": 0.99, "ece": 0.003, "langevin_steps": 50, "refine_steps": 50,
+                  "unconditional": {"classifier_fid": {"mean": 20, "floor": 10, "ratio_to_floor": 2},
+                                    "label_coverage": 10},
+                  "conditional_sample_accuracy": 0.99, "conditional_sample_accuracy_per_class": [0.9, 1],
+                  "long_chain": {"fid_ratio_to_stated_steps": 1.1, "label_coverage": 10},
+                  "nearest_train_distance": {"samples": 9, "test_images": 8},
+                  "ood": {"letters": scores(0.8, 0.9, 0.95, 0.85, 0.99),
+                          "flipped_vertical": scores(0.7, 0.8, 0.88, 0.75, 0.87)}}
+    (tmp_path / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation))
+    summary = bench_frontier.summarise(str(tmp_path))
+    assert summary["ood_best_auroc"] == {"letters": 0.95, "flipped_vertical": 0.88}
+    assert summary["ood_mahalanobis_auroc"] == {"letters": 0.99, "flipped_vertical": 0.87}
+    assert summary["worst_class_accuracy"] == 0.9 and summary["train_wall_minutes"] == 10

@@ -105,3 +105,34 @@ def ood_sets(images, labels=None, seed=0):
                                    (pad_x, shape[2] - letters.shape[2] - pad_x), (0, 0)])
         sets["letters"] = letters.astype("float32") / 127.5 - 1.0
     return {name: np.ascontiguousarray(x) for name, x in sets.items() if x is not None}
+
+
+class FeatureMahalanobis:
+    """The Mahalanobis detector of Lee et al. (2018) on a classifier's features.
+
+    Fitted on in-distribution features and labels: one mean per class and one covariance
+    shared by the classes. :meth:`score` is minus the smallest squared Mahalanobis distance
+    of a feature vector to a class mean (higher = more in-distribution), so an image counts as
+    typical when it lies close to some class in the classifier's own representation.
+    """
+
+    def __init__(self, features, labels, num_classes):
+        features = np.asarray(features, dtype=np.float64)
+        labels = np.asarray(labels)
+        missing = sorted(set(range(num_classes)) - set(labels.tolist()))
+        if features.ndim != 2 or len(features) != len(labels) or missing:
+            raise ValueError(f"FeatureMahalanobis needs features [N, D] with N labels covering "
+                             f"all {num_classes} classes; got features of shape {features.shape}, "
+                             f"{len(labels)} labels and no image of class(es) {missing}.")
+        self.means = np.stack([features[labels == c].mean(0) for c in range(num_classes)])
+        centred = features - self.means[labels]
+        self.precision = np.linalg.pinv(centred.T @ centred / len(features), hermitian=True)
+
+    def score(self, features, batch_size=2000):
+        features = np.asarray(features, dtype=np.float64)
+        scores = []
+        for start in range(0, len(features), batch_size):
+            offsets = features[start:start + batch_size, None, :] - self.means[None]
+            distances = np.einsum("nci,ij,ncj->nc", offsets, self.precision, offsets)
+            scores.append(-distances.min(1))
+        return np.concatenate(scores)

@@ -39,11 +39,13 @@ from keras_ebm.samplers.langevin import energy_gradient
 log = logging.getLogger("keras_ebm")
 
 
-def ood_scores(model, images, batch_size=500):
+def ood_scores(model, images, batch_size=500, mahalanobis=None):
     """Per-image scores, higher = more in-distribution: ``log p(x)`` (= -E(x)),
     ``-|grad_x log p(x)|`` and, for classifiers, ``max p(y|x)`` and the largest logit
     ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two; so
-    ``p(y|x)`` here is ``softmax(f(x))``, at temperature 1 whatever the model's calibration)."""
+    ``p(y|x)`` here is ``softmax(f(x))``, at temperature 1 whatever the model's calibration).
+    With ``mahalanobis`` (a :class:`~keras_ebm.evaluation.ood.FeatureMahalanobis` fitted on
+    :func:`penultimate_features`) also ``feature_mahalanobis``."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
         scores["max_prob"], scores["max_logit"] = [], []
@@ -56,7 +58,28 @@ def ood_scores(model, images, batch_size=500):
             logits = model(x)
             scores["max_prob"].append(tf.reduce_max(tf.nn.softmax(logits), -1).numpy())
             scores["max_logit"].append(tf.reduce_max(logits, -1).numpy())
-    return {k: np.concatenate(v) for k, v in scores.items()}
+    scores = {k: np.concatenate(v) for k, v in scores.items()}
+    if mahalanobis is not None:
+        scores["feature_mahalanobis"] = mahalanobis.score(penultimate_features(model, images))
+    return scores
+
+
+_PENULTIMATE = weakref.WeakKeyDictionary()
+
+
+def penultimate_features(model, images):
+    """The output of the layer before the last of the model's network (for ``cnn_wide``, its
+    128 swish units), the representation a classifier's logits are a linear map of."""
+    if model not in _PENULTIMATE:
+        network = model.network
+        _PENULTIMATE[model] = keras.Model(network.inputs, network.layers[-2].output)
+    return reference.predict(_PENULTIMATE[model], images)
+
+
+def fit_feature_mahalanobis(model, images, labels):
+    """A :class:`~keras_ebm.evaluation.ood.FeatureMahalanobis` on the penultimate features of
+    in-distribution ``images`` and their ``labels``."""
+    return ood.FeatureMahalanobis(penultimate_features(model, images), labels, model.num_outputs)
 
 
 _EXTRACTORS = weakref.WeakKeyDictionary()  # one feature model per classifier: no retracing
@@ -122,11 +145,11 @@ def _classification(model, test_x, test_y, out_dir):
     return results
 
 
-def _ood_detection(model, test_x, test_y, out_dir):
-    in_scores = ood_scores(model, test_x)
+def _ood_detection(model, test_x, test_y, out_dir, mahalanobis=None):
+    in_scores = ood_scores(model, test_x, mahalanobis=mahalanobis)
     results, energies = {}, {"test": -in_scores["log_px"]}
     for name, images in ood.ood_sets(test_x, test_y).items():
-        out_scores = ood_scores(model, images)
+        out_scores = ood_scores(model, images, mahalanobis=mahalanobis)
         energies[name] = -out_scores["log_px"]
         results[name] = {
             score: {"auroc": metrics.auroc(in_scores[score], out_scores[score]),
@@ -185,7 +208,12 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
                "conditional_unconditional_steps": int(warm_start * steps)}
     if isinstance(model, JEM):
         results.update(_classification(model, test_x, test_y, out_dir))
-    results["ood"] = _ood_detection(model, test_x, test_y, out_dir)
+    mahalanobis = None
+    if isinstance(model, JEM):  # fitted on (at most) 20000 training images
+        drawn = np.random.default_rng(0).permutation(len(splits.x_train))[:20000]
+        mahalanobis = fit_feature_mahalanobis(
+            model, data.preprocess(splits.x_train[drawn], pad).numpy(), splits.y_train[drawn])
+    results["ood"] = _ood_detection(model, test_x, test_y, out_dir, mahalanobis)
 
     # Samples from noise, judged by the reference classifier.
     real_features = reference_features(classifier, _crop(test_x, pad))

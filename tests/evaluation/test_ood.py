@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_ebm import data
-from keras_ebm.evaluation import ood
+from keras_ebm.evaluation import metrics, ood
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,36 @@ def test_letters_are_centred_like_mnist_digits():
         centre = np.array([(ys * image).sum(), (xs * image).sum()]) / image.sum()
         assert np.all(np.abs(centre - 14) <= 1.0)  # centre of mass at the middle
     assert len({letters[i].tobytes() for i in range(40)}) > 20  # not one glyph repeated
+
+
+def test_feature_mahalanobis_matches_a_brute_force_per_class_distance():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 200)
+    centres = rng.normal(0, 5, (3, 4))
+    mixing = rng.normal(size=(4, 4))
+    features = centres[labels] + rng.normal(size=(600, 4)) @ mixing
+    detector = ood.FeatureMahalanobis(features, labels, 3)
+    means = [features[labels == c].mean(0) for c in range(3)]
+    within = np.concatenate([features[labels == c] - means[c] for c in range(3)])
+    precision = np.linalg.inv(np.cov(within, rowvar=False, bias=True))
+    queries = rng.normal(0, 6, (50, 4))
+    brute = [-min((q - m) @ precision @ (q - m) for m in means) for q in queries]
+    np.testing.assert_allclose(detector.score(queries, batch_size=7), brute, rtol=1e-8)
+    assert detector.score(np.stack(means)) == pytest.approx(np.zeros(3), abs=1e-9)
+
+
+def test_feature_mahalanobis_tells_a_shifted_cluster_from_the_classes():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(2), 500)
+    features = np.stack([labels * 4.0, np.zeros(1000)], 1) + rng.normal(size=(1000, 2))
+    detector = ood.FeatureMahalanobis(features, labels, 2)
+    between = np.stack([np.full(500, 2.0), np.zeros(500)], 1) + rng.normal(size=(500, 2))
+    aside = np.stack([np.full(500, 2.0), np.full(500, 4.0)], 1) + rng.normal(size=(500, 2))
+    assert metrics.auroc(detector.score(features), detector.score(aside)) > 0.99
+    # Between the two classes is nearer both than the classes' own outskirts are.
+    assert 0.6 < metrics.auroc(detector.score(features), detector.score(between)) < 0.95
+
+
+def test_feature_mahalanobis_names_a_class_without_images():
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\]"):
+        ood.FeatureMahalanobis(np.zeros((4, 3)), [0, 1, 0, 1], 3)

@@ -95,7 +95,8 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     assert results["conditional_unconditional_steps"] == 2  # 0.8 of 3 steps
     with pytest.raises(ValueError, match="warm_start"):
         report.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
-    assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit"}
+    assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit",
+                                               "feature_mahalanobis"}
     # The largest logit is the joint of the other two: log p(x) + log max p(y|x) (+ log Z).
     scores = report.ood_scores(model, test_x[:50])
     np.testing.assert_allclose(scores["max_logit"],
