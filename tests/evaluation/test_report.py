@@ -103,6 +103,14 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
                                scores["log_px"] + np.log(scores["max_prob"]), atol=1e-4)
     assert os.path.isfile(tmp_path / "reliability.png")
     assert "test accuracy" in report.format_table(results)
+    # The Mahalanobis detector reads the features the logits are a linear map of.
+    features = report.penultimate_features(model, test_x[:50])
+    kernel, bias = model.network.layers[-1].get_weights()
+    np.testing.assert_allclose(features @ kernel + bias, logits[:50], atol=1e-4)
+    detector = report.fit_feature_mahalanobis(model, x, splits.y_train)
+    scores = report.ood_scores(model, test_x[:50], mahalanobis=detector)
+    np.testing.assert_allclose(scores["feature_mahalanobis"], detector.score(features), rtol=1e-6)
+
 
 
 def test_cli_writes_into_the_run_directory(tmp_path, capsys):
