@@ -112,7 +112,6 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     np.testing.assert_allclose(scores["feature_mahalanobis"], detector.score(features), rtol=1e-6)
 
 
-
 def test_cli_writes_into_the_run_directory(tmp_path, capsys):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
