@@ -149,10 +149,10 @@ class Config:
     sample_every: int = option(1, "write sample grids every N epochs (0: only at the end)",
                                "output")
     sample_steps: typing.Optional[int] = option(
-        None, "Langevin steps of the sample grids' chains (default: 40 with class_gaussian "
+        None, "Langevin steps of the sample grids' chains (default: 35 with class_gaussian "
         "starts, else 200)", "output")
     final_sample_steps: typing.Optional[int] = option(
-        None, "Langevin steps of the final grids' chains (default: 40 with class_gaussian "
+        None, "Langevin steps of the final grids' chains (default: 35 with class_gaussian "
         "starts, else 500)", "output")
     tensorboard: bool = option(False, "also write TensorBoard logs to <run dir>/tensorboard",
                                "output")
@@ -178,7 +178,7 @@ class Config:
     eval_samples: int = option(500, "unconditional samples per seed for the evaluation",
                                "evaluation")
     eval_steps: typing.Optional[int] = option(
-        None, "Langevin steps of the evaluation's sample chains (default: 40 with "
+        None, "Langevin steps of the evaluation's sample chains (default: 35 with "
         "class_gaussian starts, else 500; chosen on validation FID)", "evaluation")
     eval_num_test: int = option(10000, "test images used by the evaluation", "evaluation")
     eval_warm_start: float = option(0.8, "also score conditional chains that run this share of "
@@ -218,9 +218,9 @@ class Config:
                     pass  # validate() names the bad --noise_levels
         informative = self.chain_start == "class_gaussian"
         for name, with_start, without in (("langevin_steps", 10, 20), ("refine_steps", 50, 0),
-                                          ("sample_steps", 40, 200),
-                                          ("final_sample_steps", 40, 500),
-                                          ("eval_steps", 40, 500)):
+                                          ("sample_steps", 35, 200),
+                                          ("final_sample_steps", 35, 500),
+                                          ("eval_steps", 35, 500)):
             if getattr(self, name) is None:
                 setattr(self, name, with_start if informative else without)
 

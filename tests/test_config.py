@@ -108,8 +108,8 @@ def test_a_compute_budget_alone_decides_the_number_of_epochs():
 def test_the_default_recipe_depends_on_where_chains_start():
     jem = config_lib.from_args([])
     assert (jem.chain_start, jem.langevin_steps, jem.langevin_alpha, jem.refine_steps,
-            jem.eval_steps, jem.sample_steps, jem.epochs) == ("class_gaussian", 10, 5.0, 50, 40,
-                                                              40, 15)
+            jem.eval_steps, jem.sample_steps, jem.epochs) == ("class_gaussian", 10, 5.0, 50, 35,
+                                                              35, 15)
     uniform = config_lib.from_args(["--chain_start", "uniform"])
     assert (uniform.langevin_steps, uniform.langevin_alpha, uniform.refine_steps,
             uniform.eval_steps) == (20, 10.0, 0, 500)
