@@ -64,16 +64,21 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None):
     return scores
 
 
-_PENULTIMATE = weakref.WeakKeyDictionary()
+_EXTRACTORS = weakref.WeakKeyDictionary()  # network -> {layer name: feature model}: no retracing
+
+
+def layer_outputs(network, layer, images):
+    """The activations of ``layer`` of a functional ``network`` for ``images``, in batches."""
+    extractors = _EXTRACTORS.setdefault(network, {})
+    if layer.name not in extractors:
+        extractors[layer.name] = keras.Model(network.inputs, layer.output)
+    return reference.predict(extractors[layer.name], images)
 
 
 def penultimate_features(model, images):
     """The output of the layer before the last of the model's network (for ``cnn_wide``, its
     128 swish units), the representation a classifier's logits are a linear map of."""
-    if model not in _PENULTIMATE:
-        network = model.network
-        _PENULTIMATE[model] = keras.Model(network.inputs, network.layers[-2].output)
-    return reference.predict(_PENULTIMATE[model], images)
+    return layer_outputs(model.network, model.network.layers[-2], images)
 
 
 def fit_feature_mahalanobis(model, images, labels):
@@ -82,18 +87,13 @@ def fit_feature_mahalanobis(model, images, labels):
     return ood.FeatureMahalanobis(penultimate_features(model, images), labels, model.num_outputs)
 
 
-_EXTRACTORS = weakref.WeakKeyDictionary()  # one feature model per classifier: no retracing
-
-
 def reference_features(classifier, images):
     """Feature-layer activations of the reference classifier (its penultimate layer)."""
-    if classifier not in _EXTRACTORS:
-        try:
-            layer = classifier.get_layer(reference.FEATURES)
-        except ValueError:
-            layer = classifier.layers[-2]
-        _EXTRACTORS[classifier] = keras.Model(classifier.inputs, layer.output)
-    return reference.predict(_EXTRACTORS[classifier], images)
+    try:
+        layer = classifier.get_layer(reference.FEATURES)
+    except ValueError:
+        layer = classifier.layers[-2]
+    return layer_outputs(classifier, layer, images)
 
 
 def floor_images(splits, num_samples):
@@ -206,10 +206,10 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
     results = {"num_test": len(test_x), "langevin_steps": steps, "refine_steps": refine_steps,
                "chain_start": getattr(model, "chain_start", "uniform"),
                "conditional_unconditional_steps": int(warm_start * steps)}
+    mahalanobis = None
     if isinstance(model, JEM):
         results.update(_classification(model, test_x, test_y, out_dir))
-    mahalanobis = None
-    if isinstance(model, JEM):  # fitted on (at most) 20000 training images
+        # The Mahalanobis detector, fitted on (at most) 20000 training images.
         drawn = np.random.default_rng(0).permutation(len(splits.x_train))[:20000]
         mahalanobis = fit_feature_mahalanobis(
             model, data.preprocess(splits.x_train[drawn], pad).numpy(), splits.y_train[drawn])
