@@ -77,6 +77,10 @@ class Config:
     noise_levels: str = option("0.05,0.1,0.2", "dsm: comma-separated noise stds, one drawn per "
                                "example (the default suits toy data; for images in [-1, 1] "
                                "with --annealed, e.g. a ladder from 2 down to 0.02)", "model")
+    noise_weight_power: float = option(
+        2.0, "dsm: noise level sigma weighs sigma^POWER in the loss (2: every level alike, Song "
+        "& Ermon; lower: the small levels set the density near the data and the large ones "
+        "still train it far away)", "model")
     annealed: bool = option(False, "dsm: the energy at noise level sigma is E(x) / sigma (Song "
                             "& Ermon 2020), sampled by annealed Langevin from the largest level "
                             "to the smallest and a final denoising step; --langevin_alpha is "
@@ -334,6 +338,9 @@ class Config:
         if self.annealed and self.model != "dsm":
             errors.append(f"--annealed samples a denoising score-matching energy; use --model dsm "
                           f"or drop --annealed (got --model {self.model})")
+        if self.noise_weight_power != 2.0 and self.model != "dsm":
+            errors.append(f"--noise_weight_power weighs the noise levels of --model dsm; drop it "
+                          f"for --model {self.model}")
         if self.annealed and not any("--noise_levels" in error for error in errors):
             count = len(self.noise_level_values)
             short = [f"--{name} {getattr(self, name)}" for name in

@@ -128,3 +128,14 @@ def test_annealed_score_matching_sets_its_own_step_and_needs_dsm():
     with pytest.raises(ValueError, match="one step per noise level \\(3\\): raise --eval_steps 2 to 3"):
         config_lib.from_args(["--model", "dsm", "--annealed", "--noise_levels", "1,0.5,0.1",
                               "--eval_steps", "2"])
+
+
+def test_noise_weight_power_reaches_the_model_and_needs_dsm():
+    from keras_ebm.training.experiment import build_model
+
+    config = config_lib.from_args(["--model", "dsm", "--dataset", "toy:rings", "--network", "mlp",
+                                   "--noise_weight_power", "0"])
+    assert build_model(config, (2,), 1).weight_power == 0.0
+    with pytest.raises(ValueError, match="--noise_weight_power weighs the noise levels of --model "
+                                         "dsm; drop it for --model ssm"):
+        config_lib.from_args(["--model", "ssm", "--noise_weight_power", "1"])

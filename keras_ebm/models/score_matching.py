@@ -7,7 +7,14 @@ chain runs in the training loop (one forward pass and a double backward pass per
   perturbed by ``x~ = x + sigma * eps`` with ``sigma`` drawn from ``noise_levels`` and the
   loss is ``0.5 * ||sigma * s(x~) + eps||^2`` (the ``sigma^2``-weighted objective of
   Song & Ermon 2019, so every level contributes alike). The energy learns the data
-  density smoothed by the noise. With ``annealed=True`` the energy at level ``sigma`` is
+  density smoothed by the noise. ``weight_power`` reweights the levels: the loss at level
+  ``sigma`` is scaled by ``sigma^(weight_power - 2)`` (normalised to mean 1 over the
+  levels), so each level's Fisher divergence ``||s(x~) - grad log p_sigma(x~)||^2`` weighs
+  ``sigma^weight_power``. Below 2 the small levels set the density near the data while the
+  large ones, whose noisy points are the only ones that reach far from it, still train the
+  energy there. For Gaussian data and a quadratic energy (not annealed) the fit is the data smoothed by
+  ``sigma_eff^2 = sum sigma^(p+2) / sum sigma^p`` (``p = weight_power``).
+  With ``annealed=True`` the energy at level ``sigma`` is
   ``E(x) / sigma`` (Song & Ermon 2020), so one network serves every level, the loss becomes
   ``0.5 * ||eps - grad E(x~)||^2`` and samples come from annealed Langevin dynamics
   (:class:`~keras_ebm.samplers.langevin.AnnealedLangevinSampler`).
@@ -15,6 +22,8 @@ chain runs in the training loop (one forward pass and a double backward pass per
   2019): ``v^T (ds/dx) v + 0.5 * ||s(x)||^2`` for random ``v ~ N(0, I)``, unbiased for the
   exact (unsmoothed) score-matching objective of Hyvärinen (2005).
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -36,6 +45,8 @@ class ScoreMatching(NetworkEnergyModel):
         noise_levels: the ``sigma`` values of denoising score matching (one is drawn per
             example); ignored by ``"sliced"``.
         num_projections: random directions ``v`` per example for ``"sliced"``.
+        weight_power: ``"denoising"`` only: level ``sigma`` weighs ``sigma^weight_power`` in
+            the Fisher divergence (2: every level alike; see the module docstring).
         annealed: ``"denoising"`` only: the energy at level ``sigma`` is ``E(x) / sigma`` and
             :meth:`generate` anneals through the levels.
         sampler: a :class:`LangevinSampler` (or its config) for :meth:`generate`; with
@@ -55,12 +66,19 @@ class ScoreMatching(NetworkEnergyModel):
     metric_names = ("loss", "score_norm")
 
     def __init__(self, network, objective="denoising", noise_levels=(0.1,), num_projections=1,
-                 annealed=False, sampler=None, value_range=(-1.0, 1.0), seed=None, **kwargs):
+                 weight_power=2.0, annealed=False, sampler=None, value_range=(-1.0, 1.0),
+                 seed=None, **kwargs):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
         noise_levels = tuple(float(s) for s in noise_levels)
         if not noise_levels or min(noise_levels) <= 0:
             raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
+        weight_power = float(weight_power)
+        if not math.isfinite(weight_power):
+            raise ValueError(f"weight_power must be a finite number, got {weight_power}.")
+        if weight_power != 2.0 and objective != "denoising":
+            raise ValueError("weight_power weighs the noise levels of objective='denoising'; "
+                             "sliced score matching has none, so leave it at 2.")
         if int(num_projections) < 1:
             raise ValueError(f"num_projections must be >= 1, got {num_projections}.")
         if annealed and objective != "denoising":
@@ -80,6 +98,7 @@ class ScoreMatching(NetworkEnergyModel):
         self.objective = objective
         self.noise_levels = noise_levels
         self.num_projections = int(num_projections)
+        self.weight_power = weight_power
         self.annealed = bool(annealed)
         self.finish_init()
 
@@ -105,6 +124,10 @@ class ScoreMatching(NetworkEnergyModel):
             # sigma times the score at level sigma: -grad E(x~) when annealed (E(x~) / sigma).
             scaled_score = score if self.annealed else sigma * score
             loss = 0.5 * tf.reduce_sum(flat(scaled_score + eps) ** 2, axis=1)
+            if self.weight_power != 2.0:
+                weights = [s ** (self.weight_power - 2.0) for s in self.noise_levels]
+                weights = tf.constant([w * len(weights) / sum(weights) for w in weights])
+                loss = loss * tf.gather(weights, pick)
         else:
             x = tf.repeat(x, self.num_projections, axis=0)
             v = tf.random.stateless_normal(tf.shape(x), self.next_seed())
@@ -150,5 +173,6 @@ class ScoreMatching(NetworkEnergyModel):
     def get_config(self):
         config = super().get_config()
         config.update(objective=self.objective, noise_levels=self.noise_levels,
-                      num_projections=self.num_projections, annealed=self.annealed)
+                      num_projections=self.num_projections, weight_power=self.weight_power,
+                      annealed=self.annealed)
         return config

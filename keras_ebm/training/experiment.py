@@ -78,6 +78,7 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
                                               value_range=value_range)
         return ScoreMatching(network, objective="denoising" if config.model == "dsm" else "sliced",
                              noise_levels=noise_levels, annealed=config.annealed,
+                             weight_power=config.noise_weight_power,
                              sampler=sampler, value_range=value_range, seed=config.seed)
     return EBM(network, **common)
 

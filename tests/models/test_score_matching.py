@@ -64,6 +64,19 @@ def test_denoising_score_matching_recovers_the_smoothed_gaussian():
     assert np.isfinite(model.evaluate(np.zeros((4, 2), np.float32), verbose=0)[0])
 
 
+@pytest.mark.parametrize("power", [2.0, -2.0])
+def test_level_weights_set_the_smoothing_of_a_two_level_fit(power):
+    # For a quadratic energy the weighted objective is minimised by the data smoothed with
+    # sigma_eff^2 = sum sigma^(p+2) / sum sigma^p: 0.49^2 at p = 2, 0.14^2 at p = -2.
+    levels = np.array([0.1, 0.5])
+    layer, model = fit_gaussian("denoising", noise_levels=tuple(levels), weight_power=power)
+    smoothing = (levels ** (power + 2)).sum() / (levels ** power).sum()
+    np.testing.assert_allclose(layer.m.numpy(), MEAN, atol=0.08)
+    np.testing.assert_allclose(layer.precision(), np.linalg.inv(COV + smoothing * np.eye(2)),
+                               rtol=0.12, atol=0.3)
+    assert model.get_config()["weight_power"] == power
+
+
 def test_annealed_denoising_score_matching_learns_the_smoothed_gaussian_times_sigma():
     sigma = 0.3
     layer, model = fit_gaussian("denoising", noise_levels=(sigma,), annealed=True)
@@ -132,6 +145,8 @@ def test_save_load_round_trip_and_sampling(tmp_path):
     ({"noise_levels": ()}, "noise_levels must be positive"),
     ({"num_projections": 0}, "num_projections must be >= 1"),
     ({"objective": "sliced", "annealed": True}, "annealed=True needs objective='denoising'"),
+    ({"weight_power": float("nan")}, "weight_power must be a finite number"),
+    ({"objective": "sliced", "weight_power": 0}, "sliced score matching has none"),
     ({"annealed": True, "sampler": LangevinSampler()}, "AnnealedLangevinSampler"),
     ({"sampler": AnnealedLangevinSampler((0.1,))}, "only an annealed model can use one"),
     ({"annealed": True, "noise_levels": (1.0, 0.1), "sampler": AnnealedLangevinSampler((1.0, 0.2))},
