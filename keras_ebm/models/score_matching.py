@@ -12,8 +12,8 @@ chain runs in the training loop (one forward pass and a double backward pass per
   levels), so each level's Fisher divergence ``||s(x~) - grad log p_sigma(x~)||^2`` weighs
   ``sigma^weight_power``. Below 2 the small levels set the density near the data while the
   large ones, whose noisy points are the only ones that reach far from it, still train the
-  energy there. For Gaussian data and a quadratic energy (not annealed) the fit is the data smoothed by
-  ``sigma_eff^2 = sum sigma^(p+2) / sum sigma^p`` (``p = weight_power``).
+  energy there. For Gaussian data and a quadratic energy (not annealed) the fit is the data
+  smoothed by ``sigma_eff^2 = sum sigma^(p+2) / sum sigma^p`` (``p = weight_power``).
   With ``annealed=True`` the energy at level ``sigma`` is
   ``E(x) / sigma`` (Song & Ermon 2020), so one network serves every level, the loss becomes
   ``0.5 * ||eps - grad E(x~)||^2`` and samples come from annealed Langevin dynamics
@@ -99,6 +99,8 @@ class ScoreMatching(NetworkEnergyModel):
         self.noise_levels = noise_levels
         self.num_projections = int(num_projections)
         self.weight_power = weight_power
+        scales = [sigma ** (weight_power - 2.0) for sigma in noise_levels]
+        self.level_weights = tuple(w * len(scales) / sum(scales) for w in scales)
         self.annealed = bool(annealed)
         self.finish_init()
 
@@ -125,9 +127,7 @@ class ScoreMatching(NetworkEnergyModel):
             scaled_score = score if self.annealed else sigma * score
             loss = 0.5 * tf.reduce_sum(flat(scaled_score + eps) ** 2, axis=1)
             if self.weight_power != 2.0:
-                weights = [s ** (self.weight_power - 2.0) for s in self.noise_levels]
-                weights = tf.constant([w * len(weights) / sum(weights) for w in weights])
-                loss = loss * tf.gather(weights, pick)
+                loss = loss * tf.gather(tf.constant(self.level_weights), pick)
         else:
             x = tf.repeat(x, self.num_projections, axis=0)
             v = tf.random.stateless_normal(tf.shape(x), self.next_seed())
