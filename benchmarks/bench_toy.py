@@ -83,6 +83,8 @@ def compare(names, trainers, budget, seeds, extra):
     levels = extra[extra.index("--noise_levels") + 1] if "--noise_levels" in extra else "0.05,0.1,0.2"
     if "--noise_weight_power" in extra:
         levels += f"; level sigma weighted sigma^{extra[extra.index('--noise_weight_power') + 1]}"
+    if "--noise_conditional" in extra:
+        levels += "; noise-conditional energy E(x, sigma), read at the smallest level"
     section = (
         f"\n## Toy densities: trainers at an equal compute budget ({time.strftime('%Y-%m-%d')})\n\n"
         f"Command: `python benchmarks/bench_toy.py {' '.join(sys.argv[1:])}` (each: `python "

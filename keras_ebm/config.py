@@ -86,6 +86,10 @@ class Config:
                             "to the smallest and a final denoising step; --langevin_alpha is "
                             "then the step at the smallest level, and --grad_clip, "
                             "--langevin_sigma and --parameterization do not apply", "model")
+    noise_conditional: bool = option(
+        False, "dsm: the network is told the noise level (a log-sigma input channel), so each "
+        "level fits its own energy E(x, sigma); the density is read at the smallest level and "
+        "sampled by annealed Langevin as with --annealed (which it replaces)", "model")
     rbm_hidden: int = option(500, "RBM: hidden units", "model")
     cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
     persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
@@ -99,7 +103,8 @@ class Config:
         None, "Langevin steps per training iteration (default: 10 with class_gaussian starts, "
         "else 20)", "sampler")
     langevin_alpha: typing.Optional[float] = option(
-        None, "Langevin step size (default: 0.1 * sigma_min^2 with --annealed, 5 with "
+        None, "Langevin step size (default: 0.1 * sigma_min^2 with --annealed or "
+        "--noise_conditional, 5 with "
         "class_gaussian starts, else 10)",
         "sampler")
     langevin_sigma: float = option(0.005, "Langevin noise std (sgld parameterisation)",
@@ -215,7 +220,7 @@ class Config:
             self.chain_start = "class_gaussian" if self.model == "jem" and not toy else "uniform"
         if self.langevin_alpha is None:
             self.langevin_alpha = 5.0 if self.chain_start == "class_gaussian" else 10.0
-            if self.annealed:
+            if self.annealed_chain:
                 try:
                     self.langevin_alpha = annealed_step_size(self.noise_level_values)
                 except ValueError:
@@ -227,6 +232,11 @@ class Config:
                                           ("eval_steps", 35, 500)):
             if getattr(self, name) is None:
                 setattr(self, name, with_start if informative else without)
+
+    @property
+    def annealed_chain(self):
+        """Whether samples come from an annealed chain through the noise levels."""
+        return self.model == "dsm" and (self.annealed or self.noise_conditional)
 
     @property
     def noise_level_values(self):
@@ -338,10 +348,16 @@ class Config:
         if self.annealed and self.model != "dsm":
             errors.append(f"--annealed samples a denoising score-matching energy; use --model dsm "
                           f"or drop --annealed (got --model {self.model})")
+        if self.noise_conditional and self.model != "dsm":
+            errors.append(f"--noise_conditional tells a denoising score-matching energy its noise "
+                          f"level; use --model dsm or drop it (got --model {self.model})")
+        if self.noise_conditional and self.annealed:
+            errors.append("--annealed (E(x) / sigma) and --noise_conditional (E(x, sigma)) are two "
+                          "ways to give each noise level its energy: drop one")
         if self.noise_weight_power != 2.0 and self.model != "dsm":
             errors.append(f"--noise_weight_power weighs the noise levels of --model dsm; drop it "
                           f"for --model {self.model}")
-        if self.annealed and not any("--noise_levels" in error for error in errors):
+        if self.annealed_chain and not any("--noise_levels" in error for error in errors):
             count = len(self.noise_level_values)
             short = [f"--{name} {getattr(self, name)}" for name in
                      ("langevin_steps", "sample_steps", "final_sample_steps", "eval_steps")

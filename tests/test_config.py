@@ -130,6 +130,25 @@ def test_annealed_score_matching_sets_its_own_step_and_needs_dsm():
                               "--eval_steps", "2"])
 
 
+def test_noise_conditional_score_matching_builds_a_levelled_model_and_needs_dsm():
+    from keras_ebm.training.experiment import build_model
+
+    config = config_lib.from_args(["--model", "dsm", "--dataset", "toy:rings", "--network", "mlp",
+                                   "--noise_conditional", "--noise_levels", "0.5,0.02"])
+    assert config.langevin_alpha == pytest.approx(0.1 * 0.02**2)
+    model = build_model(config, (2,), 1)
+    assert model.network.input_shape == (None, 3) and model.sample_shape == (2,)
+    assert model.sampler.noise_conditional and model.sampler.noise_levels == (0.5, 0.02)
+    with pytest.raises(ValueError, match="--noise_conditional tells a denoising score-matching "
+                                         "energy its noise level; use --model dsm"):
+        config_lib.from_args(["--model", "ssm", "--noise_conditional"])
+    with pytest.raises(ValueError, match="two ways to give each noise level its energy: drop one"):
+        config_lib.from_args(["--model", "dsm", "--noise_conditional", "--annealed"])
+    with pytest.raises(ValueError, match="one step per noise level \\(3\\): raise --eval_steps 2"):
+        config_lib.from_args(["--model", "dsm", "--noise_conditional", "--noise_levels",
+                              "1,0.5,0.1", "--eval_steps", "2"])
+
+
 def test_noise_weight_power_reaches_the_model_and_needs_dsm():
     from keras_ebm.training.experiment import build_model
 

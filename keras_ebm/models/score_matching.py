@@ -18,6 +18,12 @@ chain runs in the training loop (one forward pass and a double backward pass per
   ``E(x) / sigma`` (Song & Ermon 2020), so one network serves every level, the loss becomes
   ``0.5 * ||eps - grad E(x~)||^2`` and samples come from annealed Langevin dynamics
   (:class:`~keras_ebm.samplers.langevin.AnnealedLangevinSampler`).
+  With ``noise_conditional=True`` the network is told the level instead: its input carries
+  one more channel on the last axis, filled with ``log sigma`` (NCSN's noise-conditional
+  score network, here as an energy ``E(x, sigma)``). Each level then fits its own smoothed
+  density, so the small levels can be sharp while the large ones train the energy far from
+  the data; the model's density is ``E(x, min(noise_levels))``, sampled by annealed
+  Langevin dynamics through ``E(x, sigma)``.
 * ``objective="sliced"``: sliced score matching with variance reduction (Song et al.
   2019): ``v^T (ds/dx) v + 0.5 * ||s(x)||^2`` for random ``v ~ N(0, I)``, unbiased for the
   exact (unsmoothed) score-matching objective of Hyvärinen (2005).
@@ -28,7 +34,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_ebm.models.base import NetworkEnergyModel
+from keras_ebm.models.base import NetworkEnergyModel, marginal_energy
 from keras_ebm.samplers.langevin import (AnnealedLangevinSampler, LangevinSampler,
                                        energy_gradient)
 
@@ -49,6 +55,10 @@ class ScoreMatching(NetworkEnergyModel):
             the Fisher divergence (2: every level alike; see the module docstring).
         annealed: ``"denoising"`` only: the energy at level ``sigma`` is ``E(x) / sigma`` and
             :meth:`generate` anneals through the levels.
+        noise_conditional: ``"denoising"`` only: the energy at level ``sigma`` is the
+            network's on the input with a ``log sigma`` channel appended (so the network
+            takes one channel more than the samples have) and :meth:`generate` anneals
+            through the levels; excludes ``annealed``.
         sampler: a :class:`LangevinSampler` (or its config) for :meth:`generate`; with
             ``annealed``, an :class:`AnnealedLangevinSampler` over ``noise_levels`` (default:
             step ``0.1 * min(noise_levels)^2`` at the smallest level).
@@ -66,8 +76,8 @@ class ScoreMatching(NetworkEnergyModel):
     metric_names = ("loss", "score_norm")
 
     def __init__(self, network, objective="denoising", noise_levels=(0.1,), num_projections=1,
-                 weight_power=2.0, annealed=False, sampler=None, value_range=(-1.0, 1.0),
-                 seed=None, **kwargs):
+                 weight_power=2.0, annealed=False, noise_conditional=False, sampler=None,
+                 value_range=(-1.0, 1.0), seed=None, **kwargs):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
         noise_levels = tuple(float(s) for s in noise_levels)
@@ -84,15 +94,35 @@ class ScoreMatching(NetworkEnergyModel):
         if annealed and objective != "denoising":
             raise ValueError("annealed=True needs objective='denoising' (sliced score matching "
                              "has no noise levels).")
-        if annealed and sampler is None:
-            sampler = AnnealedLangevinSampler(noise_levels, value_range=value_range)
-        super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
-        if isinstance(self.sampler, AnnealedLangevinSampler) != bool(annealed):
+        if noise_conditional and objective != "denoising":
+            raise ValueError("noise_conditional=True needs objective='denoising' (sliced score "
+                             "matching has no noise levels).")
+        if noise_conditional and annealed:
+            raise ValueError("annealed=True (E(x) / sigma) and noise_conditional=True "
+                             "(E(x, sigma)) are two ways to give each noise level its energy; "
+                             "pick one.")
+        if noise_conditional and network.input_shape[-1] < 2:
             raise ValueError(
-                "annealed=True samples with an AnnealedLangevinSampler over the noise levels, "
-                "and only an annealed model can use one; pass sampler=None or the matching "
-                f"kind, got {type(self.sampler).__name__} with annealed={bool(annealed)}.")
-        if annealed and set(self.sampler.noise_levels) != set(noise_levels):
+                f"A noise-conditional network takes the samples plus one log-sigma channel on "
+                f"the last axis, so that axis needs at least 2 entries; got input shape "
+                f"{network.input_shape[1:]}. Build the network for the samples' shape with one "
+                "more channel.")
+        levelled = bool(annealed or noise_conditional)
+        if levelled and sampler is None:
+            sampler = AnnealedLangevinSampler(noise_levels, value_range=value_range,
+                                              noise_conditional=noise_conditional)
+        super().__init__(network, sampler, value_range=value_range, seed=seed, **kwargs)
+        if noise_conditional:
+            self.sample_shape = self.sample_shape[:-1] + (self.sample_shape[-1] - 1,)
+        if isinstance(self.sampler, AnnealedLangevinSampler) != levelled or (
+                levelled and self.sampler.noise_conditional != bool(noise_conditional)):
+            raise ValueError(
+                "annealed=True and noise_conditional=True sample with an "
+                "AnnealedLangevinSampler over the noise levels (noise_conditional as the "
+                "model's), and only such a model can use one; pass sampler=None or the matching "
+                f"kind, got {type(self.sampler).__name__} with annealed={bool(annealed)}, "
+                f"noise_conditional={bool(noise_conditional)}.")
+        if levelled and set(self.sampler.noise_levels) != set(noise_levels):
             raise ValueError(f"The sampler's noise levels {self.sampler.noise_levels} differ from "
                              f"the model's {noise_levels}; pass the same levels to both.")
         self.objective = objective
@@ -102,15 +132,39 @@ class ScoreMatching(NetworkEnergyModel):
         scales = [sigma ** (weight_power - 2.0) for sigma in noise_levels]
         self.level_weights = tuple(w * len(scales) / sum(scales) for w in scales)
         self.annealed = bool(annealed)
+        self.noise_conditional = bool(noise_conditional)
         self.finish_init()
 
     def default_sampler(self):
         return LangevinSampler(parameterization="langevin", step_size=1e-3, grad_clip=None,
                                value_range=self.value_range)
 
-    def score(self, x, training=False):
-        """``s(x) = -grad_x E(x)``, differentiable with respect to the weights."""
-        return -energy_gradient(lambda z: self.energy(z, training=training), x)[1]
+    def with_level(self, x, sigma):
+        """``x`` with a channel of ``log sigma`` appended on the last axis (the input of a
+        noise-conditional network); ``sigma`` is a number or one per example."""
+        sigma = tf.convert_to_tensor(sigma, x.dtype)
+        log_sigma = tf.reshape(tf.math.log(sigma), [-1] + [1] * (len(x.shape) - 1))
+        return tf.concat([x, tf.broadcast_to(log_sigma, tf.concat(
+            [tf.shape(x)[:-1], [1]], 0))], axis=-1)
+
+    def call(self, x, training=False):
+        if self.noise_conditional:
+            x = self.with_level(x, min(self.noise_levels))
+        return self.network(x, training=training)
+
+    def energy(self, x, training=False, sigma=None):
+        """``E(x)``; with ``noise_conditional``, ``E(x, sigma)`` (``sigma``: a number or one per
+        example; default the smallest level)."""
+        if not self.noise_conditional:
+            return super().energy(x, training=training)
+        sigma = min(self.noise_levels) if sigma is None else sigma
+        return marginal_energy(self.network(self.with_level(x, sigma), training=training))
+
+    def score(self, x, training=False, sigma=None):
+        """``s(x) = -grad_x E(x)`` (at level ``sigma`` with ``noise_conditional``),
+        differentiable with respect to the weights."""
+        kwargs = {"sigma": sigma} if self.noise_conditional else {}
+        return -energy_gradient(lambda z: self.energy(z, training=training, **kwargs), x)[1]
 
     def compute_metrics(self, x, training=False):
         """The score-matching loss for a batch ``x`` and the mean score norm."""
@@ -122,7 +176,8 @@ class ScoreMatching(NetworkEnergyModel):
                                                len(self.noise_levels), tf.int32)
             sigma = tf.reshape(tf.gather(levels, pick), [-1] + [1] * (len(x.shape) - 1))
             eps = tf.random.stateless_normal(tf.shape(x), self.next_seed())
-            score = self.score(x + sigma * eps, training=training)
+            score = self.score(x + sigma * eps, training=training,
+                               sigma=sigma if self.noise_conditional else None)
             # sigma times the score at level sigma: -grad E(x~) when annealed (E(x~) / sigma).
             scaled_score = score if self.annealed else sigma * score
             loss = 0.5 * tf.reduce_sum(flat(scaled_score + eps) ** 2, axis=1)
@@ -156,8 +211,9 @@ class ScoreMatching(NetworkEnergyModel):
         return self.update_trackers(self.compute_metrics(x, training=False), tf.shape(x)[0])
 
     def density_energy(self, x):
-        """``E(x) / min(noise_levels)`` when annealed (the density at the smallest level),
-        else ``E(x)``."""
+        """The density at the smallest level when the energy depends on it:
+        ``E(x) / min(noise_levels)`` when annealed, ``E(x, min(noise_levels))`` when noise
+        conditional; else ``E(x)``."""
         energy = self.energy(x)
         return energy / min(self.noise_levels) if self.annealed else energy
 
@@ -168,11 +224,16 @@ class ScoreMatching(NetworkEnergyModel):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         seeds = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
         x = self.uniform_noise(int(num_samples), seeds[0])
-        return self.sampler(self.energy, x, seeds[1], steps=steps, snapshot_every=snapshot_every)
+        energy_fn = self.level_energy if self.noise_conditional else self.energy
+        return self.sampler(energy_fn, x, seeds[1], steps=steps, snapshot_every=snapshot_every)
+
+    def level_energy(self, x, sigma):
+        """``E(x, sigma)`` of a noise-conditional model, as its annealed chain calls it."""
+        return self.energy(x, sigma=sigma)
 
     def get_config(self):
         config = super().get_config()
         config.update(objective=self.objective, noise_levels=self.noise_levels,
                       num_projections=self.num_projections, weight_power=self.weight_power,
-                      annealed=self.annealed)
+                      annealed=self.annealed, noise_conditional=self.noise_conditional)
         return config

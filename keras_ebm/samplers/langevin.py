@@ -247,18 +247,19 @@ class LangevinSampler:
 
 
 class AnnealedLangevinSampler(LangevinSampler):
-    """Annealed Langevin dynamics (Song & Ermon 2019) for one energy ``E`` whose version for
-    data smoothed by noise of standard deviation ``sigma`` is ``E(x) / sigma`` (the
-    noise-conditional parameterisation of Song & Ermon 2020).
+    """Annealed Langevin dynamics (Song & Ermon 2019) for an energy of data smoothed by noise
+    of standard deviation ``sigma``: ``E(x) / sigma`` for one energy ``E`` (the scaled
+    parameterisation of Song & Ermon 2020) or, with ``noise_conditional``, an energy told the
+    level, called as ``energy_fn(x, sigma)``.
 
     A chain of ``steps`` steps passes through ``noise_levels`` from the largest to the
     smallest, an equal share of the steps at each (up to one step; at least one per level).
-    At level ``sigma_i`` it runs the unadjusted Langevin update on ``E(x) / sigma_i`` with step
-    ``step_size * (sigma_i / sigma_min)^2``
+    At level ``sigma_i`` it runs the unadjusted Langevin update on that level's energy
+    ``E_i`` with step ``step_size * (sigma_i / sigma_min)^2``
     (so ``step_size``, by default ``0.1 * sigma_min^2``, is the step at the smallest level):
-    ``x <- x - eta_i grad E(x) / sigma_i + sqrt(2 eta_i) N(0, I)``. The chain is not clamped
+    ``x <- x - eta_i grad E_i(x) + sqrt(2 eta_i) N(0, I)``. The chain is not clamped
     (the noisy levels live outside the data range); with ``denoise`` the final states take one
-    more step ``x - sigma_min * grad E(x)``, the posterior mean of the clean data given the
+    more step ``x - sigma_min^2 * grad E_min(x)``, the posterior mean of the clean data given the
     state at the smallest level (Tweedie's formula), and are then clamped to ``value_range``.
     Snapshots show the chain itself.
 
@@ -271,7 +272,7 @@ class AnnealedLangevinSampler(LangevinSampler):
     """
 
     def __init__(self, noise_levels, steps=500, step_size=None, value_range=(-1.0, 1.0),
-                 denoise=True):
+                 denoise=True, noise_conditional=False):
         levels = sorted((float(s) for s in noise_levels), reverse=True)
         if not levels or levels[-1] <= 0:
             raise ValueError(f"noise_levels must be positive numbers, got {noise_levels}.")
@@ -284,6 +285,7 @@ class AnnealedLangevinSampler(LangevinSampler):
         # Only the output is clamped: the chain at the noisy levels lives outside the range.
         self.output_range, self.value_range = self.value_range, None
         self.denoise = bool(denoise)
+        self.noise_conditional = bool(noise_conditional)
 
     def _check_steps(self, steps):
         if int(steps) < len(self.noise_levels):
@@ -292,6 +294,9 @@ class AnnealedLangevinSampler(LangevinSampler):
                              f"steps >= {len(self.noise_levels)}.")
 
     def __call__(self, energy_fn, x, seed, steps=None, snapshot_every=0, condition=None):
+        if self.noise_conditional and condition is not None:
+            raise ValueError("A noise-conditional chain passes the noise level as the energy's "
+                             "second argument; it takes no condition.")
         if steps is not None and not tf.is_symbolic_tensor(steps):
             self._check_steps(steps)
         return super().__call__(energy_fn, x, seed, steps=steps, snapshot_every=snapshot_every,
@@ -300,7 +305,13 @@ class AnnealedLangevinSampler(LangevinSampler):
     def get_config(self):
         return {"noise_levels": self.noise_levels, "steps": self.steps,
                 "step_size": self.step_size, "value_range": self.output_range,
-                "denoise": self.denoise}
+                "denoise": self.denoise, "noise_conditional": self.noise_conditional}
+
+    def level_gradient(self, energy_fn, x, sigma):
+        """``d E_sigma / d x``: of ``energy_fn(x, sigma)`` or of ``energy_fn(x) / sigma``."""
+        if self.noise_conditional:
+            return self.gradient(lambda z: energy_fn(z, sigma), x)
+        return self.gradient(energy_fn, x) / sigma
 
     def step_at(self, energy_fn, x, noise, step, steps):
         levels = tf.constant(self.noise_levels, x.dtype)
@@ -308,11 +319,12 @@ class AnnealedLangevinSampler(LangevinSampler):
                            len(self.noise_levels) - 1)
         sigma = tf.gather(levels, level)
         eta = self.step_size * tf.square(sigma / levels[-1])
-        return x - eta * self.gradient(energy_fn, x) / sigma + tf.sqrt(2.0 * eta) * noise
+        return x - eta * self.level_gradient(energy_fn, x, sigma) + tf.sqrt(2.0 * eta) * noise
 
     def finish(self, energy_fn, x):
         if self.denoise:
-            x = x - self.noise_levels[-1] * self.gradient(energy_fn, x)
+            sigma = tf.constant(self.noise_levels[-1], x.dtype)
+            x = x - sigma**2 * self.level_gradient(energy_fn, x, sigma)
         if self.output_range is not None:
             x = tf.clip_by_value(x, *self.output_range)
         return x

@@ -49,6 +49,8 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
                    min_beta=config.rbm_min_beta, seed=config.seed)
     num_outputs = num_classes if config.model == "jem" else 1
     with distribute.precision(config.mixed_precision):
+        if config.noise_conditional:  # one more input channel: log sigma
+            input_shape = (*input_shape[:-1], input_shape[-1] + 1)
         network = networks.get_network(
             config.network, input_shape=input_shape, num_outputs=num_outputs,
             spectral_norm=config.spectral_norm,
@@ -72,12 +74,14 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
                    conditional_sampling=config.conditional_sampling, **common)
     if config.model in ("dsm", "ssm"):
         noise_levels = config.noise_level_values
-        if config.annealed:
+        if config.annealed_chain:
             sampler = AnnealedLangevinSampler(noise_levels, steps=config.langevin_steps,
                                               step_size=config.langevin_alpha,
-                                              value_range=value_range)
+                                              value_range=value_range,
+                                              noise_conditional=config.noise_conditional)
         return ScoreMatching(network, objective="denoising" if config.model == "dsm" else "sliced",
                              noise_levels=noise_levels, annealed=config.annealed,
+                             noise_conditional=config.noise_conditional,
                              weight_power=config.noise_weight_power,
                              sampler=sampler, value_range=value_range, seed=config.seed)
     return EBM(network, **common)

@@ -103,6 +103,55 @@ def test_the_density_of_an_annealed_model_is_its_energy_at_the_smallest_level():
     assert evaluate_model(model, density, num_samples=10, steps=10)["tv_density"] < 0.1
 
 
+@keras.saving.register_keras_serializable(package="tests")
+class LevelQuadratic(keras.layers.Layer):
+    """Scores ``-0.5 (x - m)^2 exp(a + b log sigma)`` of 1-D points carrying a log-sigma
+    channel: a Gaussian energy whose precision is set per noise level."""
+
+    def build(self, input_shape):
+        self.m = self.add_weight(shape=(), initializer="zeros")
+        self.ab = self.add_weight(shape=(2,), initializer="zeros")
+
+    def call(self, inputs):
+        x, log_sigma = inputs[:, :1], inputs[:, 1:]
+        return -0.5 * (x - self.m) ** 2 * tf.exp(self.ab[0] + self.ab[1] * log_sigma)
+
+    def precision(self, sigma):
+        return float(np.exp(self.ab[0] + self.ab[1] * np.log(sigma)))
+
+
+def test_noise_conditional_model_fits_each_level_its_own_smoothed_gaussian(tmp_path):
+    # Data N(1, 0.5^2); at level sigma the smoothed data has precision 1 / (0.25 + sigma^2):
+    # 3.85 at 0.1 and 0.8 at 1. One unconditional energy would fit ~0.8 for both.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2,))
+    layer = LevelQuadratic()
+    model = ScoreMatching(keras.Model(inputs, layer(inputs)), noise_levels=(1.0, 0.1),
+                          noise_conditional=True, seed=0, value_range=(-3, 3))
+    assert model.sample_shape == (1,) and model.sampler.noise_conditional
+    model.compile(keras.optimizers.Adam(0.02))
+    points = np.random.default_rng(0).normal(1.0, 0.5, (8000, 1)).astype("float32")
+    model.fit(points, batch_size=400, epochs=40, verbose=0)
+    assert float(layer.m.numpy()) == pytest.approx(1.0, abs=0.05)
+    for sigma in (0.1, 1.0):
+        assert layer.precision(sigma) == pytest.approx(1 / (0.25 + sigma**2), rel=0.12)
+    # The density is the smallest level's; samples anneal down to it.
+    x = tf.constant([[0.0], [1.0], [2.5]])
+    np.testing.assert_allclose(model.density_energy(x), model.energy(x, sigma=0.1), rtol=1e-6)
+    np.testing.assert_allclose(model.density_energy(x),
+                               0.5 * (x.numpy()[:, 0] - layer.m.numpy()) ** 2 * layer.precision(0.1),
+                               rtol=1e-4)
+    samples = model.generate(2000, steps=400, seed=0).numpy()
+    assert samples.shape == (2000, 1)
+    assert samples.mean() == pytest.approx(1.0, abs=0.05)
+    model.save(tmp_path / "conditional.keras")
+    loaded = keras.saving.load_model(tmp_path / "conditional.keras")
+    assert loaded.noise_conditional and loaded.sample_shape == (1,)
+    np.testing.assert_allclose(loaded.density_energy(x), model.density_energy(x), rtol=1e-6)
+    np.testing.assert_allclose(loaded.generate(4, steps=6, seed=2), model.generate(4, steps=6, seed=2),
+                               rtol=1e-5)
+
+
 def test_annealed_model_saves_its_sampler(tmp_path):
     model = ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1),
                           noise_levels=(1.0, 0.1), annealed=True, seed=3)
@@ -148,13 +197,23 @@ def test_save_load_round_trip_and_sampling(tmp_path):
     ({"weight_power": float("nan")}, "weight_power must be a finite number"),
     ({"objective": "sliced", "weight_power": 0}, "sliced score matching has none"),
     ({"annealed": True, "sampler": LangevinSampler()}, "AnnealedLangevinSampler"),
-    ({"sampler": AnnealedLangevinSampler((0.1,))}, "only an annealed model can use one"),
+    ({"sampler": AnnealedLangevinSampler((0.1,))}, "only such a model can use one"),
+    ({"objective": "sliced", "noise_conditional": True}, "noise_conditional=True needs"),
+    ({"annealed": True, "noise_conditional": True}, "pick one"),
+    ({"noise_conditional": True, "sampler": AnnealedLangevinSampler((0.1,))},
+     "noise_conditional as the model's"),
     ({"annealed": True, "noise_levels": (1.0, 0.1), "sampler": AnnealedLangevinSampler((1.0, 0.2))},
      "noise levels .* differ from the model's"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1), **kwargs)
+
+
+def test_a_noise_conditional_network_needs_the_level_channel():
+    with pytest.raises(ValueError, match="one more channel"):
+        ScoreMatching(networks.get_network("mlp", input_shape=(1,), num_outputs=1),
+                      noise_conditional=True)
 
 
 def test_train_py_runs_score_matching_on_a_toy_density_and_on_mnist(tmp_path):
@@ -167,10 +226,11 @@ def test_train_py_runs_score_matching_on_a_toy_density_and_on_mnist(tmp_path):
            "--validation_size", "128", "--batch_size", "64", "--parameterization", "langevin",
            "--langevin_alpha", "0.001", "--langevin_steps", "5", "--final_sample_steps", "5",
            "--eval_samples", "200", "--eval_steps", "5", "--sample_every", "0", "--verbose", "0"]
-    for model in ("dsm", "ssm"):
-        result = train("--out", str(tmp_path / model), "--model", model, *toy)
+    for name, flags in (("dsm", ["--model", "dsm"]), ("ssm", ["--model", "ssm"]),
+                        ("ncsn", ["--model", "dsm", "--noise_conditional"])):
+        result = train("--out", str(tmp_path / name), *flags, *toy)
         assert result.returncode == 0, result.stderr[-3000:]
-        report = json.loads((tmp_path / model / "evaluation" / "evaluation.json").read_text())
+        report = json.loads((tmp_path / name / "evaluation" / "evaluation.json").read_text())
         assert 0 <= report["tv_density"] <= 1
     images = ["--model", "dsm", "--annealed", "--noise_levels", "1,0.1", "--network", "cnn",
               "--epochs", "1", "--subset", "256",

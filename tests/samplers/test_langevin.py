@@ -183,10 +183,39 @@ def test_annealed_denoising_step_gives_tweedies_posterior_mean():
     assert np.abs(clamped(energy, tf.zeros([100, 2]), seed=[1, 2]).numpy()).max() <= 0.1
 
 
+def test_noise_conditional_chain_samples_each_level_of_an_energy_told_the_level():
+    # E(x, sigma) = 0.5 x^2 / (1 + sigma^2): N(0, 1 + sigma^2) at each level. The chain ends at
+    # the smallest level's variance 1.01 (times the ULA bias 1 / (1 - h / (2 s^2)) at step h);
+    # dividing the energy by sigma again, or holding a wrong level, would give 0.1 or 2.
+    sampler = AnnealedLangevinSampler((1.0, 0.1), steps=400, step_size=0.01, denoise=False,
+                                      value_range=None, noise_conditional=True)
+    energy = lambda x, sigma: 0.5 * tf.reduce_sum(x**2, axis=-1) / (1.0 + sigma**2)  # noqa: E731
+    final, snapshots = sampler(energy, tf.fill([4000, 2], 3.0), seed=[6, 7], snapshot_every=200)
+    np.testing.assert_allclose(np.var(snapshots[1].numpy(), axis=0), [2.0 / (1 - 1.0 / 4.0)] * 2,
+                               rtol=0.08)  # step 0.01 * (1 / 0.1)^2 = 1 at level 1
+    np.testing.assert_allclose(np.var(final.numpy(), axis=0), [1.01 / (1 - 0.01 / 2.02)] * 2,
+                               rtol=0.08)
+    np.testing.assert_allclose(np.mean(final.numpy(), axis=0), [0.0, 0.0], atol=0.05)
+
+
+def test_noise_conditional_chain_on_e_over_sigma_is_the_scaled_chain():
+    # Told the level, the energy E(x) / sigma moves the chain exactly as the scaled chain of E,
+    # denoising step and clamping included.
+    energy = lambda x: 0.5 * tf.reduce_sum((x - 0.3) ** 2, axis=-1)  # noqa: E731
+    scaled = AnnealedLangevinSampler((1.0, 0.5, 0.2), steps=30, value_range=(-1.0, 1.0))
+    told = AnnealedLangevinSampler((1.0, 0.5, 0.2), steps=30, value_range=(-1.0, 1.0),
+                                   noise_conditional=True)
+    x0 = tf.random.stateless_normal([50, 2], seed=[0, 1])
+    np.testing.assert_allclose(told(lambda x, sigma: energy(x) / sigma, x0, seed=[2, 3]),
+                               scaled(energy, x0, seed=[2, 3]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="takes no condition"):
+        told(lambda x, sigma: energy(x), x0, seed=[2, 3], condition=tf.zeros([50]))
+
+
 def test_annealed_sampler_config_round_trip_and_bad_levels():
-    sampler = AnnealedLangevinSampler((0.1, 1.0), steps=7, step_size=1e-3)
+    sampler = AnnealedLangevinSampler((0.1, 1.0), steps=7, step_size=1e-3, noise_conditional=True)
     assert sampler.noise_levels == (1.0, 0.1)
     again = AnnealedLangevinSampler.from_config(sampler.get_config())
-    assert again.get_config() == sampler.get_config()
+    assert again.get_config() == sampler.get_config() and again.noise_conditional
     with pytest.raises(ValueError, match="noise_levels must be positive"):
         AnnealedLangevinSampler((0.1, 0.0))
