@@ -1,5 +1,6 @@
-"""MNIST without MCMC in training: annealed denoising score matching against the
-contrastive-divergence EBM, at equal training compute.
+"""MNIST without MCMC in training: denoising score matching (one energy scaled per noise
+level, or a noise-conditional energy) against the contrastive-divergence EBM, at equal
+training compute.
 
     python benchmarks/bench_score_matching.py --budget_minutes 10 --seed 1
     python benchmarks/bench_score_matching.py --budget_minutes 0.2 --subset 2000  # a smoke run
@@ -32,9 +33,10 @@ from bench_mnist import HERE, ROOT, append_results, machine
 NOISE_LEVELS = ",".join(f"{s:.4g}" for s in np.geomspace(2.0, 0.02, 10))
 TRAINERS = {
     "dsm": ["--model", "dsm", "--annealed", "--noise_levels", NOISE_LEVELS],
+    "ncsn": ["--model", "dsm", "--noise_conditional", "--noise_levels", NOISE_LEVELS],
     "cd": ["--model", "ebm"],  # the image EBM recipe: 20 SGLD steps per iteration, replay buffer
 }
-STEP_CHOICES = {"dsm": (250, 500, 1000), "cd": (200, 500, 1000)}
+STEP_CHOICES = {"dsm": (250, 500, 1000), "ncsn": (250, 500, 1000), "cd": (200, 500, 1000)}
 COMMON = ["--network", "cnn_wide", "--epochs", "100000", "--sample_every", "0",
           "--evaluate", "false", "--verbose", "2"]
 
@@ -114,7 +116,7 @@ def section(rows, args, command):
         lines.append("| " + " | ".join(cells) + " |")
     runs = "; ".join(f"{r['trainer']}: `python train.py {r['flags']}` into `{r['run_dir']}`"
                      for r in rows)
-    return (f"\n## MNIST: annealed denoising score matching against contrastive divergence "
+    return (f"\n## MNIST: denoising score matching against contrastive divergence "
             f"({time.strftime('%Y-%m-%d')})\n\n"
             f"Command: `{command}` ({runs}). Machine: {machine()}, CPU only. Seed {args.seed}; "
             f"each trainer gets {args.budget_minutes:g} CPU minutes (process CPU time / cores). "
@@ -122,8 +124,10 @@ def section(rows, args, command):
             "final weights (`checkpoints/last.keras`) scored by `keras_ebm.evaluation.report` "
             "(FID of the reference classifier's features against the test set, mean ± std over "
             "3 sampling seeds of 500 samples; floor: 500 validation images against the same "
-            "test features; AUROC of log p(x) = -E(x)). dsm samples: annealed Langevin from "
-            "uniform noise through the 10 noise levels, then one denoising step; cd samples: "
+            "test features; AUROC of log p(x) = -E(x)). dsm and ncsn samples: annealed Langevin "
+            "from uniform noise through the 10 noise levels, then one denoising step (dsm: the energy "
+            "E(x) / sigma at level sigma; ncsn: the noise-conditional energy E(x, sigma)); cd "
+            "samples: "
             "SGLD from uniform noise.\n\n" + "\n".join(lines) + "\n")
 
 

@@ -138,9 +138,8 @@ def test_noise_conditional_model_fits_each_level_its_own_smoothed_gaussian(tmp_p
     # The density is the smallest level's; samples anneal down to it.
     x = tf.constant([[0.0], [1.0], [2.5]])
     np.testing.assert_allclose(model.density_energy(x), model.energy(x, sigma=0.1), rtol=1e-6)
-    np.testing.assert_allclose(model.density_energy(x),
-                               0.5 * (x.numpy()[:, 0] - layer.m.numpy()) ** 2 * layer.precision(0.1),
-                               rtol=1e-4)
+    expected = 0.5 * (x.numpy()[:, 0] - layer.m.numpy()) ** 2 * layer.precision(0.1)
+    np.testing.assert_allclose(model.density_energy(x), expected, rtol=1e-4)
     samples = model.generate(2000, steps=400, seed=0).numpy()
     assert samples.shape == (2000, 1)
     assert samples.mean() == pytest.approx(1.0, abs=0.05)
@@ -148,8 +147,8 @@ def test_noise_conditional_model_fits_each_level_its_own_smoothed_gaussian(tmp_p
     loaded = keras.saving.load_model(tmp_path / "conditional.keras")
     assert loaded.noise_conditional and loaded.sample_shape == (1,)
     np.testing.assert_allclose(loaded.density_energy(x), model.density_energy(x), rtol=1e-6)
-    np.testing.assert_allclose(loaded.generate(4, steps=6, seed=2), model.generate(4, steps=6, seed=2),
-                               rtol=1e-5)
+    np.testing.assert_allclose(loaded.generate(4, steps=6, seed=2),
+                               model.generate(4, steps=6, seed=2), rtol=1e-5)
 
 
 def test_annealed_model_saves_its_sampler(tmp_path):
