@@ -5,6 +5,8 @@
     python benchmarks/bench_toy.py --epochs 20               # any train.py flag overrides FLAGS
     python benchmarks/bench_toy.py --compare cd dsm ssm --budget_minutes 2 --sets rings
         # trainers side by side at an equal compute budget (CPU minutes / cores), seeds 1-3
+    python benchmarks/bench_toy.py --decompose benchmarks/runs/toy-eight_gaussians-...
+        # where a run's grid TV comes from: the modes' masses or their shapes
 
 For each density runs ``python train.py --dataset toy:NAME`` with ``FLAGS`` into
 ``benchmarks/runs/toy-NAME-<time>``, then reads its ``evaluation/evaluation.json``:
@@ -81,6 +83,7 @@ def compare(names, trainers, budget, seeds, extra):
                         f"{spread('tv_samples')} ({floor:.3f}) | "
                         f"{spread('train_seconds', 0)} s |")
     levels = extra[extra.index("--noise_levels") + 1] if "--noise_levels" in extra else "0.05,0.1,0.2"
+    levels = levels.replace(",", ", ")
     if "--noise_weight_power" in extra:
         levels += f"; level sigma weighted sigma^{extra[extra.index('--noise_weight_power') + 1]}"
     if "--noise_conditional" in extra:
@@ -91,7 +94,7 @@ def compare(names, trainers, budget, seeds, extra):
         f"train.py --dataset toy:NAME {' '.join(FLAGS)} TRAINER_FLAGS --budget_minutes "
         f"{budget:g} --epochs 100000 --seed SEED`; cd: contrastive divergence, the EBM recipe "
         "above; dsm / ssm: `--model dsm` / `--model ssm`, denoising (noise levels "
-        f"{levels.replace(',', ', ')}) and sliced score matching). Machine: "
+        f"{levels}) and sliced score matching). Machine: "
         f"{machine()}, CPU only. Seeds {', '.join(map(str, seeds))}"
         f"{': mean ± standard deviation (ddof 1)' if len(seeds) > 1 else ''}. "
         "The budget counts the training process's CPU time divided by its cores; the wall time "
@@ -131,6 +134,32 @@ def main(names, extra):
     append_results(section)
 
 
+def decompose(run_dirs):
+    """For runs on a Gaussian mixture: how much of the grid TV is in the modes' masses (and
+    the mass far from every mode) and how much in their shapes."""
+    import keras
+
+    import keras_ebm  # noqa: F401  (registers the models for load_model)
+    from keras_ebm.data.toy import get_density
+    from keras_ebm.evaluation import distances
+
+    print("| run | TV on the grid | TV of the modes' masses (far mass) | TV of the shapes |\n"
+          "|---|---|---|---|")
+    for run_dir in run_dirs:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            density = get_density(json.load(f)["dataset"].removeprefix("toy:"))
+        model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "last.keras"))
+        points, _ = distances.grid_points(density.box, density.dim, 200)
+        regions = distances.mixture_regions(density, points)
+        masses = [np.exp(distances.grid_log_masses(fn, density.box, density.dim, 200)).ravel()
+                  for fn in (density.log_prob, lambda x: -model.density_energy(x))]
+        split = distances.region_decomposition(*masses, regions)
+        far = masses[1][regions == regions.max()].sum()
+        print(f"| {os.path.basename(os.path.normpath(run_dir))} | "
+              f"{distances.total_variation(*masses):.3f} | {split['region_tv']:.3f} "
+              f"({far:.3f}) | {split['shape_tv']:.3f} |", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=list(DENSITIES), choices=list(DENSITIES))
@@ -140,8 +169,13 @@ if __name__ == "__main__":
                         help="with --compare: CPU minutes of training per run")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
                         help="with --compare: training seeds of each trainer and density")
+    parser.add_argument("--decompose", nargs="+", metavar="RUN_DIR",
+                        help="split the grid TV of these toy runs (on a Gaussian mixture) into "
+                             "the modes' masses and their shapes; trains nothing")
     args, extra = parser.parse_known_args()
-    if args.compare:
+    if args.decompose:
+        decompose(args.decompose)
+    elif args.compare:
         compare(args.sets, args.compare, args.budget_minutes, args.seeds, extra)
     else:
         main(args.sets, extra)

@@ -61,6 +61,36 @@ def test_histogram_counts_samples_outside_the_box_as_missing_mass():
     assert distances.total_variation(masses, np.array([0.5, 0.5])) == pytest.approx(1 / 3)
 
 
+def test_region_decomposition_splits_mass_and_shape_and_bounds_the_distance():
+    p = np.array([0.1, 0.3, 0.2, 0.2, 0.2, 0.0])
+    regions = np.array([0, 0, 1, 1, 2, 2])
+    # The same shapes, other region masses (0.2, 0.4, 0.4): all of the distance is in the masses.
+    reweighted = np.array([0.05, 0.15, 0.2, 0.2, 0.4, 0.0])
+    split = distances.region_decomposition(p, reweighted, regions)
+    assert split["region_tv"] == pytest.approx(0.2) and split["shape_tv"] == pytest.approx(0.0)
+    # The same region masses, other shapes: none of it is.
+    reshaped = np.array([0.4, 0.0, 0.0, 0.4, 0.1, 0.1])
+    split = distances.region_decomposition(p, reshaped, regions)
+    assert split["region_tv"] == pytest.approx(0.0)
+    assert split["shape_tv"] == pytest.approx(distances.total_variation(p, reshaped))
+    # A region q leaves empty takes p's shape; the bounds hold for random grids too.
+    rng = np.random.default_rng(0)
+    for q in [np.array([0.0, 0.0, 0.5, 0.1, 0.4, 0.0])] + list(rng.dirichlet(np.ones(6), 20)):
+        split = distances.region_decomposition(p, q, regions)
+        tv = distances.total_variation(p, q)
+        assert split["region_tv"] - 1e-12 <= tv <= split["region_tv"] + split["shape_tv"] + 1e-12
+    with pytest.raises(ValueError, match="one entry per cell"):
+        distances.region_decomposition(p, p[:5], regions)
+
+
+def test_mixture_regions_name_the_nearest_component_or_far():
+    density = toy.get_density("eight_gaussians")
+    points = np.array([[2.5, 0.0], [0.0, 2.6], [0.0, 0.0], [1.8, 1.7]], np.float32)
+    np.testing.assert_array_equal(distances.mixture_regions(density, points), [0, 2, 8, 1])
+    with pytest.raises(ValueError, match="not a mixture of diagonal Gaussians"):
+        distances.mixture_regions(toy.get_density("checkerboard"), points)
+
+
 def test_mmd_test_accepts_equal_and_rejects_shifted_distributions():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
