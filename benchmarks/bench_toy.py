@@ -87,7 +87,10 @@ def compare(names, trainers, budget, seeds, extra):
     if "--noise_weight_power" in extra:
         levels += f"; level sigma weighted sigma^{extra[extra.index('--noise_weight_power') + 1]}"
     if "--noise_conditional" in extra:
-        levels += "; noise-conditional energy E(x, sigma), read at the smallest level"
+        levels += ("; noise-conditional energy E(x, sigma), sigma "
+                   + ("log-uniform between the smallest and largest level"
+                      if "--continuous_noise" in extra else "drawn from the levels")
+                   + "; density by the probability-flow ODE")
     section = (
         f"\n## Toy densities: trainers at an equal compute budget ({time.strftime('%Y-%m-%d')})\n\n"
         f"Command: `python benchmarks/bench_toy.py {' '.join(sys.argv[1:])}` (each: `python "

@@ -90,6 +90,10 @@ class Config:
         False, "dsm: the network is told the noise level (a log-sigma input channel), so each "
         "level fits its own energy E(x, sigma); the density is read at the smallest level and "
         "sampled by annealed Langevin as with --annealed (which it replaces)", "model")
+    continuous_noise: bool = option(
+        False, "dsm --noise_conditional: draw each example's sigma log-uniformly between the "
+        "smallest and largest --noise_levels instead of from the list, so the energy is fitted "
+        "at every level (the list then sets the annealed chain's levels)", "model")
     rbm_hidden: int = option(500, "RBM: hidden units", "model")
     cd_steps: int = option(1, "RBM: Gibbs steps per training step (CD-k / PCD-k)", "model")
     persistent: bool = option(False, "RBM: persistent chains (PCD) instead of CD from the data",
@@ -354,6 +358,13 @@ class Config:
         if self.noise_conditional and self.annealed:
             errors.append("--annealed (E(x) / sigma) and --noise_conditional (E(x, sigma)) are two "
                           "ways to give each noise level its energy: drop one")
+        if self.continuous_noise and not self.noise_conditional:
+            errors.append("--continuous_noise draws the noise level a noise-conditional energy is "
+                          "told; add --noise_conditional (with --model dsm) or drop it")
+        elif self.continuous_noise and not any("--noise_levels" in error for error in errors) \
+                and len(self.noise_level_values) < 2:
+            errors.append("--continuous_noise draws sigma between the smallest and largest "
+                          "--noise_levels; give at least two levels")
         if self.noise_weight_power != 2.0 and self.model != "dsm":
             errors.append(f"--noise_weight_power weighs the noise levels of --model dsm; drop it "
                           f"for --model {self.model}")

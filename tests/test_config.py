@@ -142,6 +142,15 @@ def test_noise_conditional_score_matching_builds_a_levelled_model_and_needs_dsm(
     with pytest.raises(ValueError, match="--noise_conditional tells a denoising score-matching "
                                          "energy its noise level; use --model dsm"):
         config_lib.from_args(["--model", "ssm", "--noise_conditional"])
+    assert not config.continuous_noise and build_model(config_lib.from_args(
+        ["--model", "dsm", "--dataset", "toy:rings", "--network", "mlp", "--noise_conditional",
+         "--continuous_noise", "--noise_levels", "0.5,0.02"]), (2,), 1).continuous_noise
+    with pytest.raises(ValueError, match="--continuous_noise draws the noise level a "
+                                         "noise-conditional energy is told"):
+        config_lib.from_args(["--model", "dsm", "--continuous_noise"])
+    with pytest.raises(ValueError, match="give at least two levels"):
+        config_lib.from_args(["--model", "dsm", "--noise_conditional", "--continuous_noise",
+                              "--noise_levels", "0.1"])
     with pytest.raises(ValueError, match="two ways to give each noise level its energy: drop one"):
         config_lib.from_args(["--model", "dsm", "--noise_conditional", "--annealed"])
     with pytest.raises(ValueError, match="one step per noise level \\(3\\): raise --eval_steps 2"):

@@ -31,12 +31,20 @@ def grid_log_masses(log_density_fn, box, dim, resolution, batch_size=8192):
     """Log probability of each grid cell under ``exp(log_density_fn)``, normalised
     numerically over the grid (midpoint rule); shape ``[resolution] * dim``."""
     points, _ = grid_points(box, dim, resolution)
-    log_density = np.concatenate([
-        np.asarray(log_density_fn(tf.constant(points[i:i + batch_size])), np.float64).ravel()
-        for i in range(0, len(points), batch_size)
-    ])
-    log_masses = log_density - np.logaddexp.reduce(log_density)
-    return log_masses.reshape([resolution] * dim)
+    return log_masses_of(grid_values(log_density_fn, points, batch_size), dim, resolution)
+
+
+def grid_values(fn, points, batch_size=8192):
+    """``fn`` (``[batch, dim] -> [batch]``) at ``points``, in batches; float64 ``[N]``."""
+    return np.concatenate([np.asarray(fn(tf.constant(points[i:i + batch_size])),
+                                      np.float64).ravel()
+                           for i in range(0, len(points), batch_size)])
+
+
+def log_masses_of(log_density, dim, resolution):
+    """Grid-cell log masses ``[resolution] * dim`` from a log-density at the cell centres."""
+    log_density = np.asarray(log_density, np.float64).ravel()
+    return (log_density - np.logaddexp.reduce(log_density)).reshape([resolution] * dim)
 
 
 def pool_masses(masses, bins):

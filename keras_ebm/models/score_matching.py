@@ -22,8 +22,13 @@ chain runs in the training loop (one forward pass and a double backward pass per
   one more channel on the last axis, filled with ``log sigma`` (NCSN's noise-conditional
   score network, here as an energy ``E(x, sigma)``). Each level then fits its own smoothed
   density, so the small levels can be sharp while the large ones train the energy far from
-  the data; the model's density is ``E(x, min(noise_levels))``, sampled by annealed
-  Langevin dynamics through ``E(x, sigma)``.
+  the data. Samples come from annealed Langevin dynamics through ``E(x, sigma)``; the
+  model's density is the one its probability-flow ODE carries down to the smallest level
+  (:func:`~keras_ebm.samplers.flow.probability_flow_log_density`), not
+  ``exp(-E(x, min(noise_levels)))``, whose energy away from the data no small level trains.
+  With ``continuous_noise=True`` each example's ``sigma`` is drawn log-uniformly between the
+  smallest and largest level rather than from the list, so that the energy is fitted at
+  every level the flow passes through (the listed levels then set the annealed chain).
 * ``objective="sliced"``: sliced score matching with variance reduction (Song et al.
   2019): ``v^T (ds/dx) v + 0.5 * ||s(x)||^2`` for random ``v ~ N(0, I)``, unbiased for the
   exact (unsmoothed) score-matching objective of Hyvärinen (2005).
@@ -32,9 +37,11 @@ chain runs in the training loop (one forward pass and a double backward pass per
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_ebm.models.base import NetworkEnergyModel, marginal_energy
+from keras_ebm.samplers.flow import flow_log_density_fn
 from keras_ebm.samplers.langevin import (AnnealedLangevinSampler, LangevinSampler,
                                        energy_gradient)
 
@@ -59,6 +66,8 @@ class ScoreMatching(NetworkEnergyModel):
             network's on the input with a ``log sigma`` channel appended (so the network
             takes one channel more than the samples have) and :meth:`generate` anneals
             through the levels; excludes ``annealed``.
+        continuous_noise: with ``noise_conditional``: ``sigma`` log-uniform between the
+            smallest and largest of ``noise_levels`` (weighted ``sigma^weight_power`` alike).
         sampler: a :class:`LangevinSampler` (or its config) for :meth:`generate`; with
             ``annealed``, an :class:`AnnealedLangevinSampler` over ``noise_levels`` (default:
             step ``0.1 * min(noise_levels)^2`` at the smallest level).
@@ -76,8 +85,9 @@ class ScoreMatching(NetworkEnergyModel):
     metric_names = ("loss", "score_norm")
 
     def __init__(self, network, objective="denoising", noise_levels=(0.1,), num_projections=1,
-                 weight_power=2.0, annealed=False, noise_conditional=False, sampler=None,
-                 value_range=(-1.0, 1.0), seed=None, **kwargs):
+                 weight_power=2.0, annealed=False, noise_conditional=False,
+                 continuous_noise=False, sampler=None, value_range=(-1.0, 1.0), seed=None,
+                 **kwargs):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
         noise_levels = tuple(float(s) for s in noise_levels)
@@ -101,6 +111,10 @@ class ScoreMatching(NetworkEnergyModel):
             raise ValueError("annealed=True (E(x) / sigma) and noise_conditional=True "
                              "(E(x, sigma)) are two ways to give each noise level its energy; "
                              "pick one.")
+        if continuous_noise and not (noise_conditional and len(noise_levels) > 1):
+            raise ValueError("continuous_noise=True draws sigma between the smallest and largest "
+                             "noise level of a noise-conditional energy; it needs "
+                             "noise_conditional=True and at least two noise_levels.")
         if noise_conditional and network.input_shape[-1] < 2:
             raise ValueError(
                 f"A noise-conditional network takes the samples plus one log-sigma channel on "
@@ -133,11 +147,33 @@ class ScoreMatching(NetworkEnergyModel):
         self.level_weights = tuple(w * len(scales) / sum(scales) for w in scales)
         self.annealed = bool(annealed)
         self.noise_conditional = bool(noise_conditional)
+        self.continuous_noise = bool(continuous_noise)
+        self._flow_log_density = None  # compiled on first use
         self.finish_init()
 
     def default_sampler(self):
         return LangevinSampler(parameterization="langevin", step_size=1e-3, grad_clip=None,
                                value_range=self.value_range)
+
+    def draw_levels(self, batch_size):
+        """One noise level per example and its loss weight (``None``: all 1)."""
+        seed = self.next_seed()
+        if self.continuous_noise:
+            low, high = math.log(min(self.noise_levels)), math.log(max(self.noise_levels))
+            sigma = tf.exp(tf.random.stateless_uniform([batch_size], seed, low, high))
+            if self.weight_power == 2.0:
+                return sigma, None
+            # sigma^(p - 2) over its mean under the log-uniform draw.
+            exponent = self.weight_power - 2.0
+            mean = (math.exp(exponent * high) - math.exp(exponent * low)) / (
+                exponent * (high - low))
+            return sigma, sigma**exponent / mean
+        pick = tf.random.stateless_uniform([batch_size], seed, 0, len(self.noise_levels),
+                                           tf.int32)
+        sigma = tf.gather(tf.constant(self.noise_levels), pick)
+        if self.weight_power == 2.0:
+            return sigma, None
+        return sigma, tf.gather(tf.constant(self.level_weights), pick)
 
     def with_level(self, x, sigma):
         """``x`` with a channel of ``log sigma`` appended on the last axis (the input of a
@@ -171,18 +207,16 @@ class ScoreMatching(NetworkEnergyModel):
         x = tf.convert_to_tensor(x, tf.float32)
         flat = lambda t: tf.reshape(t, [tf.shape(t)[0], -1])  # noqa: E731
         if self.objective == "denoising":
-            levels = tf.constant(self.noise_levels)
-            pick = tf.random.stateless_uniform([tf.shape(x)[0]], self.next_seed(), 0,
-                                               len(self.noise_levels), tf.int32)
-            sigma = tf.reshape(tf.gather(levels, pick), [-1] + [1] * (len(x.shape) - 1))
+            sigma, weight = self.draw_levels(tf.shape(x)[0])
+            sigma = tf.reshape(sigma, [-1] + [1] * (len(x.shape) - 1))
             eps = tf.random.stateless_normal(tf.shape(x), self.next_seed())
             score = self.score(x + sigma * eps, training=training,
                                sigma=sigma if self.noise_conditional else None)
             # sigma times the score at level sigma: -grad E(x~) when annealed (E(x~) / sigma).
             scaled_score = score if self.annealed else sigma * score
             loss = 0.5 * tf.reduce_sum(flat(scaled_score + eps) ** 2, axis=1)
-            if self.weight_power != 2.0:
-                loss = loss * tf.gather(tf.constant(self.level_weights), pick)
+            if weight is not None:
+                loss = loss * weight
         else:
             x = tf.repeat(x, self.num_projections, axis=0)
             v = tf.random.stateless_normal(tf.shape(x), self.next_seed())
@@ -212,8 +246,15 @@ class ScoreMatching(NetworkEnergyModel):
 
     def density_energy(self, x):
         """The density at the smallest level when the energy depends on it:
-        ``E(x) / min(noise_levels)`` when annealed, ``E(x, min(noise_levels))`` when noise
-        conditional; else ``E(x)``."""
+        ``E(x) / min(noise_levels)`` when annealed; when noise conditional, minus the
+        log-density the levels' probability-flow ODE gives there (up to a constant; for points
+        ``[batch, dim]``, see :mod:`keras_ebm.samplers.flow`); else ``E(x)``."""
+        if self.noise_conditional:
+            if self._flow_log_density is None:
+                self._flow_log_density = flow_log_density_fn(
+                    self.level_energy, int(np.prod(self.sample_shape)), min(self.noise_levels),
+                    max(self.noise_levels))
+            return -self._flow_log_density(tf.convert_to_tensor(x, tf.float32))
         energy = self.energy(x)
         return energy / min(self.noise_levels) if self.annealed else energy
 
@@ -235,5 +276,6 @@ class ScoreMatching(NetworkEnergyModel):
         config = super().get_config()
         config.update(objective=self.objective, noise_levels=self.noise_levels,
                       num_projections=self.num_projections, weight_power=self.weight_power,
-                      annealed=self.annealed, noise_conditional=self.noise_conditional)
+                      annealed=self.annealed, noise_conditional=self.noise_conditional,
+                      continuous_noise=self.continuous_noise)
         return config

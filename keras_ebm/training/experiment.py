@@ -82,6 +82,7 @@ def build_model(config, input_shape, num_classes, value_range=(-1.0, 1.0)):
         return ScoreMatching(network, objective="denoising" if config.model == "dsm" else "sliced",
                              noise_levels=noise_levels, annealed=config.annealed,
                              noise_conditional=config.noise_conditional,
+                             continuous_noise=config.continuous_noise,
                              weight_power=config.noise_weight_power,
                              sampler=sampler, value_range=value_range, seed=config.seed)
     return EBM(network, **common)

@@ -141,9 +141,10 @@ class DensityPlots(keras.callbacks.Callback):
         points, centres = distances.grid_points(box, dim, self.resolution)
         cell = ((box[1] - box[0]) / self.resolution) ** dim
         shape = [self.resolution] * dim
-        learned = distances.grid_log_masses(lambda x: -self.model.density_energy(x), box, dim, self.resolution)
+        energy = distances.grid_values(self.model.density_energy, points)
+        learned = distances.log_masses_of(-energy, dim, self.resolution)
+        energy = energy.reshape(shape)
         truth = distances.grid_log_masses(density.log_prob, box, dim, self.resolution)
-        energy = self.model.density_energy(tf.constant(points)).numpy().reshape(shape)
         path = os.path.join(self.directory, f"{name}_%s.png")
         plotting.save_landscape(centres, {"true p": np.exp(truth) / cell,
                                           "learned p_theta": np.exp(learned) / cell},

@@ -135,11 +135,12 @@ def test_noise_conditional_model_fits_each_level_its_own_smoothed_gaussian(tmp_p
     assert float(layer.m.numpy()) == pytest.approx(1.0, abs=0.05)
     for sigma in (0.1, 1.0):
         assert layer.precision(sigma) == pytest.approx(1 / (0.25 + sigma**2), rel=0.12)
-    # The density is the smallest level's; samples anneal down to it.
+    # The energy defaults to the smallest level's; samples anneal down to it.
     x = tf.constant([[0.0], [1.0], [2.5]])
-    np.testing.assert_allclose(model.density_energy(x), model.energy(x, sigma=0.1), rtol=1e-6)
     expected = 0.5 * (x.numpy()[:, 0] - layer.m.numpy()) ** 2 * layer.precision(0.1)
-    np.testing.assert_allclose(model.density_energy(x), expected, rtol=1e-4)
+    np.testing.assert_allclose(model.energy(x), expected, rtol=1e-4)
+    np.testing.assert_allclose(model.energy(x, sigma=1.0),
+                               expected * layer.precision(1.0) / layer.precision(0.1), rtol=1e-4)
     samples = model.generate(2000, steps=400, seed=0).numpy()
     assert samples.shape == (2000, 1)
     assert samples.mean() == pytest.approx(1.0, abs=0.05)
@@ -149,6 +150,60 @@ def test_noise_conditional_model_fits_each_level_its_own_smoothed_gaussian(tmp_p
     np.testing.assert_allclose(loaded.density_energy(x), model.density_energy(x), rtol=1e-6)
     np.testing.assert_allclose(loaded.generate(4, steps=6, seed=2),
                                model.generate(4, steps=6, seed=2), rtol=1e-5)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class SmoothedGaussian(keras.layers.Layer):
+    """Scores ``-0.5 (x - m)^2 / (v + sigma^2)`` of 1-D points carrying a log-sigma channel:
+    the energy family of Gaussian data N(m, v) smoothed at every level, fitted through m, v."""
+
+    def build(self, input_shape):
+        self.m = self.add_weight(shape=(), initializer="zeros")
+        self.log_v = self.add_weight(shape=(), initializer="zeros")
+
+    def call(self, inputs):
+        x, sigma = inputs[:, :1], tf.exp(inputs[:, 1:])
+        return -0.5 * (x - self.m) ** 2 / (tf.exp(self.log_v) + sigma**2)
+
+
+def test_continuous_noise_draws_log_uniform_levels_with_mean_one_weights():
+    network = networks.get_network("mlp", input_shape=(3,), num_outputs=1)
+    for power in (2.0, 0.0):
+        model = ScoreMatching(network, noise_levels=(0.02, 0.1, 1.0), noise_conditional=True,
+                              continuous_noise=True, weight_power=power, seed=0)
+        sigma, weight = model.draw_levels(20000)
+        log_sigma = np.log(sigma.numpy())
+        assert log_sigma.min() >= np.log(0.02) and log_sigma.max() <= 0.0
+        # Log-uniform: quartiles of log sigma evenly spaced, no mass piled on the listed levels.
+        np.testing.assert_allclose(np.percentile(log_sigma, [25, 50, 75]),
+                                   np.log(0.02) * np.array([0.75, 0.5, 0.25]), atol=0.06)
+        assert np.mean(np.isclose(sigma.numpy(), 0.1, rtol=1e-3)) < 0.01
+        if power == 2.0:
+            assert weight is None
+        else:  # sigma^-2 over its mean: mean 1, largest at the smallest levels
+            assert weight.numpy().mean() == pytest.approx(1.0, rel=0.1)
+            assert np.corrcoef(log_sigma, np.log(weight.numpy()))[0, 1] == pytest.approx(-1.0)
+
+
+def test_continuous_noise_fits_every_level_and_its_flow_density_is_the_data():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2,))
+    layer = SmoothedGaussian()
+    model = ScoreMatching(keras.Model(inputs, layer(inputs)), noise_levels=(0.05, 1.0),
+                          noise_conditional=True, continuous_noise=True, seed=0,
+                          value_range=(-3, 3))
+    model.compile(keras.optimizers.Adam(0.02))
+    points = np.random.default_rng(0).normal(1.0, 0.5, (8000, 1)).astype("float32")
+    model.fit(points, batch_size=400, epochs=25, verbose=0)
+    assert float(layer.m.numpy()) == pytest.approx(1.0, abs=0.05)
+    assert float(np.exp(layer.log_v.numpy())) == pytest.approx(0.25, rel=0.1)
+    # The flow carries the family down to N(m, v + 0.05^2): its log-density up to a constant.
+    x = tf.constant([[-0.5], [0.5], [1.0], [2.0]])
+    flow = -model.density_energy(x).numpy()
+    exact = -0.5 * (x.numpy()[:, 0] - layer.m.numpy()) ** 2 / (np.exp(layer.log_v.numpy())
+                                                               + 0.05**2)
+    np.testing.assert_allclose(flow - flow[2], exact - exact[2], atol=0.01)
+    assert model.get_config()["continuous_noise"]
 
 
 def test_annealed_model_saves_its_sampler(tmp_path):
@@ -201,6 +256,8 @@ def test_save_load_round_trip_and_sampling(tmp_path):
     ({"annealed": True, "noise_conditional": True}, "pick one"),
     ({"noise_conditional": True, "sampler": AnnealedLangevinSampler((0.1,))},
      "noise_conditional as the model's"),
+    ({"continuous_noise": True, "noise_levels": (0.1, 1.0)}, "needs noise_conditional=True"),
+    ({"continuous_noise": True, "noise_conditional": True}, "at least two noise_levels"),
     ({"annealed": True, "noise_levels": (1.0, 0.1), "sampler": AnnealedLangevinSampler((1.0, 0.2))},
      "noise levels .* differ from the model's"),
 ])
@@ -225,9 +282,11 @@ def test_train_py_runs_score_matching_on_a_toy_density_and_on_mnist(tmp_path):
            "--validation_size", "128", "--batch_size", "64", "--parameterization", "langevin",
            "--langevin_alpha", "0.001", "--langevin_steps", "5", "--final_sample_steps", "5",
            "--eval_samples", "200", "--eval_steps", "5", "--sample_every", "0", "--verbose", "0"]
+    # The noise-conditional model on a 1-D density: its flow density costs an ODE per grid cell.
     for name, flags in (("dsm", ["--model", "dsm"]), ("ssm", ["--model", "ssm"]),
-                        ("ncsn", ["--model", "dsm", "--noise_conditional"])):
-        result = train("--out", str(tmp_path / name), *flags, *toy)
+                        ("ncsn", ["--model", "dsm", "--noise_conditional", "--continuous_noise",
+                                  "--dataset", "toy:gaussian1d"])):
+        result = train("--out", str(tmp_path / name), *toy, *flags)
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads((tmp_path / name / "evaluation" / "evaluation.json").read_text())
         assert 0 <= report["tv_density"] <= 1
