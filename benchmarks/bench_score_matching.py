@@ -124,11 +124,11 @@ def section(rows, args, command):
             "final weights (`checkpoints/last.keras`) scored by `keras_ebm.evaluation.report` "
             "(FID of the reference classifier's features against the test set, mean ± std over "
             "3 sampling seeds of 500 samples; floor: 500 validation images against the same "
-            "test features; AUROC of log p(x) = -E(x)). dsm and ncsn samples: annealed Langevin "
-            "from uniform noise through the 10 noise levels, then one denoising step (dsm: the energy "
-            "E(x) / sigma at level sigma; ncsn: the noise-conditional energy E(x, sigma)); cd "
-            "samples: "
-            "SGLD from uniform noise.\n\n" + "\n".join(lines) + "\n")
+            "test features; AUROC of log p(x) = -E(x), for ncsn -E(x, sigma_min)). dsm and ncsn "
+            "samples: annealed Langevin from uniform noise through the 10 noise levels, then one "
+            "denoising step (dsm: the energy E(x) / sigma at level sigma; ncsn: the "
+            "noise-conditional energy E(x, sigma)); cd samples: SGLD from uniform noise.\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def main(argv):

@@ -152,12 +152,14 @@ def decompose(run_dirs):
         with open(os.path.join(run_dir, "config.json")) as f:
             density = get_density(json.load(f)["dataset"].removeprefix("toy:"))
         model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "last.keras"))
-        points, _ = distances.grid_points(density.box, density.dim, 200)
+        resolution = 400 if density.dim == 1 else 200  # the grids of the evaluation
+        points, _ = distances.grid_points(density.box, density.dim, resolution)
         regions = distances.mixture_regions(density, points)
-        masses = [np.exp(distances.grid_log_masses(fn, density.box, density.dim, 200)).ravel()
+        masses = [np.exp(distances.grid_log_masses(fn, density.box, density.dim,
+                                                   resolution)).ravel()
                   for fn in (density.log_prob, lambda x: -model.density_energy(x))]
         split = distances.region_decomposition(*masses, regions)
-        far = masses[1][regions == regions.max()].sum()
+        far = masses[1][regions == distances.num_components(density)].sum()
         print(f"| {os.path.basename(os.path.normpath(run_dir))} | "
               f"{distances.total_variation(*masses):.3f} | {split['region_tv']:.3f} "
               f"({far:.3f}) | {split['shape_tv']:.3f} |", flush=True)

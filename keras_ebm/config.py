@@ -88,8 +88,9 @@ class Config:
                             "--langevin_sigma and --parameterization do not apply", "model")
     noise_conditional: bool = option(
         False, "dsm: the network is told the noise level (a log-sigma input channel), so each "
-        "level fits its own energy E(x, sigma); the density is read at the smallest level and "
-        "sampled by annealed Langevin as with --annealed (which it replaces)", "model")
+        "level fits its own energy E(x, sigma), sampled by annealed Langevin as with --annealed "
+        "(the two exclude each other); on toy points the density is the probability-flow "
+        "ODE's at the smallest level", "model")
     continuous_noise: bool = option(
         False, "dsm --noise_conditional: draw each example's sigma log-uniformly between the "
         "smallest and largest --noise_levels instead of from the list, so the energy is fitted "
@@ -362,9 +363,9 @@ class Config:
             errors.append("--continuous_noise draws the noise level a noise-conditional energy is "
                           "told; add --noise_conditional (with --model dsm) or drop it")
         elif self.continuous_noise and not any("--noise_levels" in error for error in errors) \
-                and len(self.noise_level_values) < 2:
+                and len(set(self.noise_level_values)) < 2:
             errors.append("--continuous_noise draws sigma between the smallest and largest "
-                          "--noise_levels; give at least two levels")
+                          "--noise_levels; give at least two different levels")
         if self.noise_weight_power != 2.0 and self.model != "dsm":
             errors.append(f"--noise_weight_power weighs the noise levels of --model dsm; drop it "
                           f"for --model {self.model}")

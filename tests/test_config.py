@@ -148,7 +148,7 @@ def test_noise_conditional_score_matching_builds_a_levelled_model_and_needs_dsm(
     with pytest.raises(ValueError, match="--continuous_noise draws the noise level a "
                                          "noise-conditional energy is told"):
         config_lib.from_args(["--model", "dsm", "--continuous_noise"])
-    with pytest.raises(ValueError, match="give at least two levels"):
+    with pytest.raises(ValueError, match="give at least two different levels"):
         config_lib.from_args(["--model", "dsm", "--noise_conditional", "--continuous_noise",
                               "--noise_levels", "0.1"])
     with pytest.raises(ValueError, match="two ways to give each noise level its energy: drop one"):

@@ -100,15 +100,22 @@ def region_decomposition(p, q, regions):
             "shape_tv": total_variation(p, rescaled)}
 
 
-def mixture_regions(density, points, within=4.0):
-    """For a Gaussian mixture with diagonal components: the index of each point's nearest
-    component in standard deviations, or the number of components ("far") where that is more
-    than ``within`` standard deviations away."""
-    mixture = density.distribution
-    components = getattr(mixture, "components_distribution", None)
+def num_components(density):
+    """The number of components of a mixture of diagonal Gaussians (``ValueError`` if the
+    density is not one)."""
+    components = getattr(density.distribution, "components_distribution", None)
     if not isinstance(components, tfp.distributions.MultivariateNormalDiag):
         raise ValueError(f"{density.name} is not a mixture of diagonal Gaussians; its regions "
                          "cannot be told by component.")
+    return int(components.batch_shape[0])
+
+
+def mixture_regions(density, points, within=4.0):
+    """For a Gaussian mixture with diagonal components: the index of each point's nearest
+    component in standard deviations, or :func:`num_components` ("far") where that is more
+    than ``within`` standard deviations away."""
+    num_components(density)  # refuses other densities
+    components = density.distribution.components_distribution
     means = components.mean().numpy()
     stds = components.stddev().numpy()
     distances = np.sqrt((((points[:, None, :] - means[None]) / stds[None]) ** 2).sum(-1))

@@ -69,7 +69,8 @@ class ScoreMatching(NetworkEnergyModel):
         continuous_noise: with ``noise_conditional``: ``sigma`` log-uniform between the
             smallest and largest of ``noise_levels`` (weighted ``sigma^weight_power`` alike).
         sampler: a :class:`LangevinSampler` (or its config) for :meth:`generate`; with
-            ``annealed``, an :class:`AnnealedLangevinSampler` over ``noise_levels`` (default:
+            ``annealed`` or ``noise_conditional``, an :class:`AnnealedLangevinSampler` over
+            ``noise_levels`` with the model's ``noise_conditional`` (default:
             step ``0.1 * min(noise_levels)^2`` at the smallest level).
         value_range: data range; samples start from uniform noise in it.
         seed: integer seed of the noise.
@@ -111,10 +112,10 @@ class ScoreMatching(NetworkEnergyModel):
             raise ValueError("annealed=True (E(x) / sigma) and noise_conditional=True "
                              "(E(x, sigma)) are two ways to give each noise level its energy; "
                              "pick one.")
-        if continuous_noise and not (noise_conditional and len(noise_levels) > 1):
+        if continuous_noise and not (noise_conditional and min(noise_levels) < max(noise_levels)):
             raise ValueError("continuous_noise=True draws sigma between the smallest and largest "
                              "noise level of a noise-conditional energy; it needs "
-                             "noise_conditional=True and at least two noise_levels.")
+                             "noise_conditional=True and at least two different noise_levels.")
         if noise_conditional and network.input_shape[-1] < 2:
             raise ValueError(
                 f"A noise-conditional network takes the samples plus one log-sigma channel on "
@@ -192,6 +193,9 @@ class ScoreMatching(NetworkEnergyModel):
         """``E(x)``; with ``noise_conditional``, ``E(x, sigma)`` (``sigma``: a number or one per
         example; default the smallest level)."""
         if not self.noise_conditional:
+            if sigma is not None:
+                raise ValueError("Only a noise-conditional model (noise_conditional=True) takes "
+                                 "the noise level; this energy has none: call energy(x).")
             return super().energy(x, training=training)
         sigma = min(self.noise_levels) if sigma is None else sigma
         return marginal_energy(self.network(self.with_level(x, sigma), training=training))
@@ -249,7 +253,14 @@ class ScoreMatching(NetworkEnergyModel):
         ``E(x) / min(noise_levels)`` when annealed; when noise conditional, minus the
         log-density the levels' probability-flow ODE gives there (up to a constant; for points
         ``[batch, dim]``, see :mod:`keras_ebm.samplers.flow`); else ``E(x)``."""
+        if self.noise_conditional and min(self.noise_levels) == max(self.noise_levels):
+            return self.energy(x)  # one level: the flow has nowhere to go
         if self.noise_conditional:
+            if len(self.sample_shape) != 1:
+                raise ValueError(
+                    f"The density of a noise-conditional model comes from its probability-flow "
+                    f"ODE, for points [batch, dim]; these samples have shape {self.sample_shape}. "
+                    "Use energy(x) for the energy at the smallest level, E(x, sigma_min).")
             if self._flow_log_density is None:
                 self._flow_log_density = flow_log_density_fn(
                     self.level_energy, int(np.prod(self.sample_shape)), min(self.noise_levels),

@@ -47,7 +47,7 @@ def flow_log_density_fn(level_energy, dim, sigma_min, sigma_max, steps=25):
     if not 0 < int(dim) <= MAX_EXACT_DIMS:
         raise ValueError(f"The flow density takes points [batch, dim] with dim <= "
                          f"{MAX_EXACT_DIMS} (its Laplacian is exact, one pass per coordinate); "
-                         f"got dim {dim}.")
+                         f"got dim {dim}. Score such data by the energy itself.")
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"Need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}.")
     if int(steps) < 1:

@@ -307,11 +307,11 @@ class AnnealedLangevinSampler(LangevinSampler):
                 "step_size": self.step_size, "value_range": self.output_range,
                 "denoise": self.denoise, "noise_conditional": self.noise_conditional}
 
-    def level_gradient(self, energy_fn, x, sigma):
-        """``d E_sigma / d x``: of ``energy_fn(x, sigma)`` or of ``energy_fn(x) / sigma``."""
+    def level_drift(self, energy_fn, x, sigma, scale):
+        """``scale * d E_sigma / d x``: of ``energy_fn(x, sigma)`` or of ``energy_fn(x) / sigma``."""
         if self.noise_conditional:
-            return self.gradient(lambda z: energy_fn(z, sigma), x)
-        return self.gradient(energy_fn, x) / sigma
+            return scale * self.gradient(lambda z: energy_fn(z, sigma), x)
+        return scale * self.gradient(energy_fn, x) / sigma
 
     def step_at(self, energy_fn, x, noise, step, steps):
         levels = tf.constant(self.noise_levels, x.dtype)
@@ -319,12 +319,14 @@ class AnnealedLangevinSampler(LangevinSampler):
                            len(self.noise_levels) - 1)
         sigma = tf.gather(levels, level)
         eta = self.step_size * tf.square(sigma / levels[-1])
-        return x - eta * self.level_gradient(energy_fn, x, sigma) + tf.sqrt(2.0 * eta) * noise
+        return x - self.level_drift(energy_fn, x, sigma, eta) + tf.sqrt(2.0 * eta) * noise
 
     def finish(self, energy_fn, x):
         if self.denoise:
+            # sigma_min^2 grad E_min: sigma_min grad E for the scaled energy E / sigma_min.
             sigma = tf.constant(self.noise_levels[-1], x.dtype)
-            x = x - sigma**2 * self.level_gradient(energy_fn, x, sigma)
+            x = x - (self.level_drift(energy_fn, x, sigma, sigma**2) if self.noise_conditional
+                     else sigma * self.gradient(energy_fn, x))
         if self.output_range is not None:
             x = tf.clip_by_value(x, *self.output_range)
         return x

@@ -87,6 +87,7 @@ def test_mixture_regions_name_the_nearest_component_or_far():
     density = toy.get_density("eight_gaussians")
     points = np.array([[2.5, 0.0], [0.0, 2.6], [0.0, 0.0], [1.8, 1.7]], np.float32)
     np.testing.assert_array_equal(distances.mixture_regions(density, points), [0, 2, 8, 1])
+    assert distances.num_components(density) == 8
     with pytest.raises(ValueError, match="not a mixture of diagonal Gaussians"):
         distances.mixture_regions(toy.get_density("checkerboard"), points)
 

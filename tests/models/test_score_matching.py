@@ -206,6 +206,43 @@ def test_continuous_noise_fits_every_level_and_its_flow_density_is_the_data():
     assert model.get_config()["continuous_noise"]
 
 
+@keras.saving.register_keras_serializable(package="tests")
+class SpoiledSmallLevels(SmoothedGaussian):
+    """Data N(1, 0.25) smoothed at every level, plus a spurious 40-nat well at x = 3 (4 std
+    from the data, where no small level's noisy points go) in the levels below 0.03."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.m.assign(1.0)
+        self.log_v.assign(np.log(0.25))
+
+    def call(self, inputs):
+        well = 40.0 * tf.exp(-0.5 * ((inputs[:, :1] - 3.0) / 0.2) ** 2) * tf.cast(
+            inputs[:, 1:] < np.log(0.03), tf.float32)
+        return super().call(inputs) + well
+
+
+def test_the_density_of_a_noise_conditional_model_is_its_flow_not_its_smallest_level():
+    inputs = keras.Input((2,))
+    model = ScoreMatching(keras.Model(inputs, SpoiledSmallLevels()(inputs)),
+                          noise_levels=(0.02, 1.0), noise_conditional=True, value_range=(-4, 4))
+    density = ToyDensity("gaussian", tfd.MultivariateNormalDiag([1.0], [0.5]), (-4.0, 4.0))
+    points = np.zeros((10, 1), np.float32)
+    assert evaluate(model.density_energy, points, density)["tv_density"] < 0.02
+    assert evaluate(model.energy, points, density)["tv_density"] > 0.5
+    # One level: no flow, the energy is the density.
+    one_level = ScoreMatching(model.network, noise_levels=(0.02,), noise_conditional=True)
+    x = tf.constant([[0.0], [3.0]])
+    np.testing.assert_allclose(one_level.density_energy(x), one_level.energy(x), rtol=1e-6)
+    with pytest.raises(ValueError, match="Only a noise-conditional model"):
+        ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1)).energy(
+            tf.zeros([1, 2]), sigma=0.1)
+    images = ScoreMatching(networks.get_network("mlp", input_shape=(4, 4, 2), num_outputs=1),
+                           noise_levels=(0.1, 1.0), noise_conditional=True)
+    with pytest.raises(ValueError, match="for points \\[batch, dim\\].*Use energy\\(x\\)"):
+        images.density_energy(tf.zeros([1, 4, 4, 1]))
+
+
 def test_annealed_model_saves_its_sampler(tmp_path):
     model = ScoreMatching(networks.get_network("mlp", input_shape=(2,), num_outputs=1),
                           noise_levels=(1.0, 0.1), annealed=True, seed=3)
@@ -257,7 +294,9 @@ def test_save_load_round_trip_and_sampling(tmp_path):
     ({"noise_conditional": True, "sampler": AnnealedLangevinSampler((0.1,))},
      "noise_conditional as the model's"),
     ({"continuous_noise": True, "noise_levels": (0.1, 1.0)}, "needs noise_conditional=True"),
-    ({"continuous_noise": True, "noise_conditional": True}, "at least two noise_levels"),
+    ({"continuous_noise": True, "noise_conditional": True}, "at least two different"),
+    ({"continuous_noise": True, "noise_conditional": True, "noise_levels": (0.1, 0.1)},
+     "at least two different"),
     ({"annealed": True, "noise_levels": (1.0, 0.1), "sampler": AnnealedLangevinSampler((1.0, 0.2))},
      "noise levels .* differ from the model's"),
 ])
