@@ -347,6 +347,8 @@ class ComputeBudget(keras.callbacks.Callback):
 
     ``progress`` (a variable, e.g. :class:`~keras_ebm.training.state.BudgetCosineDecay`'s) receives
     the share spent after every batch; a resumed run continues from its saved value.
+    :attr:`spent_seconds` stops counting when training ends: the figures and evaluation after
+    it are not part of the budget (place this callback first, so that it ends first).
     """
 
     def __init__(self, minutes, progress, cores=None):
@@ -358,14 +360,21 @@ class ComputeBudget(keras.callbacks.Callback):
         self.cores = cores or usable_cores()
         self.spent_before = 0.0
         self.cpu_start = 0.0
+        self.spent_at_end = None
 
     @property
     def spent_seconds(self):
+        if self.spent_at_end is not None:
+            return self.spent_at_end
         return self.spent_before + (time.process_time() - self.cpu_start) / self.cores
 
     def on_train_begin(self, logs=None):
         self.spent_before = float(keras.ops.convert_to_numpy(self.progress)) * self.seconds
         self.cpu_start = time.process_time()
+        self.spent_at_end = None
+
+    def on_train_end(self, logs=None):
+        self.spent_at_end = self.spent_seconds
 
     def on_train_batch_end(self, batch, logs=None):
         spent = self.spent_seconds

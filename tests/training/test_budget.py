@@ -71,6 +71,22 @@ def test_compute_budget_stops_fit_and_advances_the_schedule(monkeypatch):
     assert float(progress.numpy()) == pytest.approx(0.1)  # one second on two cores of five
 
 
+def test_compute_budget_stops_counting_when_training_ends(monkeypatch):
+    monkeypatch.setattr(callbacks.time, "process_time", FakeClock())
+    model = tiny_model()
+    budget = callbacks.ComputeBudget(minutes=5 / 60, progress=state.budget_progress(model),
+                                     cores=1)
+
+    class EndOfTrainingWork(keras.callbacks.Callback):  # e.g. figures made at the end
+        def on_train_end(self, logs=None):
+            for _ in range(100):
+                callbacks.time.process_time()
+
+    model.fit(np.zeros((64, 2)), np.zeros(64), batch_size=1, epochs=1, verbose=0,
+              callbacks=[budget, EndOfTrainingWork()])
+    assert budget.spent_seconds == pytest.approx(6.0, abs=1.0)  # not the 100 s after it
+
+
 def test_compute_budget_resumes_from_the_saved_share(monkeypatch):
     monkeypatch.setattr(callbacks.time, "process_time", FakeClock())
     model = tiny_model()
