@@ -152,7 +152,7 @@ def decompose(run_dirs):
         with open(os.path.join(run_dir, "config.json")) as f:
             density = get_density(json.load(f)["dataset"].removeprefix("toy:"))
         model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "last.keras"))
-        resolution = 400 if density.dim == 1 else 200  # the grids of the evaluation
+        resolution = distances.default_resolution(density.dim)
         points, _ = distances.grid_points(density.box, density.dim, resolution)
         regions = distances.mixture_regions(density, points)
         masses = [np.exp(distances.grid_log_masses(fn, density.box, density.dim,

@@ -37,7 +37,6 @@ chain runs in the training loop (one forward pass and a double backward pass per
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_ebm.models.base import NetworkEnergyModel, marginal_energy
@@ -158,23 +157,20 @@ class ScoreMatching(NetworkEnergyModel):
 
     def draw_levels(self, batch_size):
         """One noise level per example and its loss weight (``None``: all 1)."""
-        seed = self.next_seed()
+        seed, exponent = self.next_seed(), self.weight_power - 2.0
         if self.continuous_noise:
             low, high = math.log(min(self.noise_levels)), math.log(max(self.noise_levels))
             sigma = tf.exp(tf.random.stateless_uniform([batch_size], seed, low, high))
-            if self.weight_power == 2.0:
+            if exponent == 0.0:
                 return sigma, None
             # sigma^(p - 2) over its mean under the log-uniform draw.
-            exponent = self.weight_power - 2.0
             mean = (math.exp(exponent * high) - math.exp(exponent * low)) / (
                 exponent * (high - low))
             return sigma, sigma**exponent / mean
         pick = tf.random.stateless_uniform([batch_size], seed, 0, len(self.noise_levels),
                                            tf.int32)
-        sigma = tf.gather(tf.constant(self.noise_levels), pick)
-        if self.weight_power == 2.0:
-            return sigma, None
-        return sigma, tf.gather(tf.constant(self.level_weights), pick)
+        weight = None if exponent == 0.0 else tf.gather(tf.constant(self.level_weights), pick)
+        return tf.gather(tf.constant(self.noise_levels), pick), weight
 
     def with_level(self, x, sigma):
         """``x`` with a channel of ``log sigma`` appended on the last axis (the input of a
@@ -203,8 +199,7 @@ class ScoreMatching(NetworkEnergyModel):
     def score(self, x, training=False, sigma=None):
         """``s(x) = -grad_x E(x)`` (at level ``sigma`` with ``noise_conditional``),
         differentiable with respect to the weights."""
-        kwargs = {"sigma": sigma} if self.noise_conditional else {}
-        return -energy_gradient(lambda z: self.energy(z, training=training, **kwargs), x)[1]
+        return -energy_gradient(lambda z: self.energy(z, training=training, sigma=sigma), x)[1]
 
     def compute_metrics(self, x, training=False):
         """The score-matching loss for a batch ``x`` and the mean score norm."""
@@ -253,9 +248,7 @@ class ScoreMatching(NetworkEnergyModel):
         ``E(x) / min(noise_levels)`` when annealed; when noise conditional, minus the
         log-density the levels' probability-flow ODE gives there (up to a constant; for points
         ``[batch, dim]``, see :mod:`keras_ebm.samplers.flow`); else ``E(x)``."""
-        if self.noise_conditional and min(self.noise_levels) == max(self.noise_levels):
-            return self.energy(x)  # one level: the flow has nowhere to go
-        if self.noise_conditional:
+        if self.noise_conditional and min(self.noise_levels) < max(self.noise_levels):
             if len(self.sample_shape) != 1:
                 raise ValueError(
                     f"The density of a noise-conditional model comes from its probability-flow "
@@ -263,10 +256,10 @@ class ScoreMatching(NetworkEnergyModel):
                     "Use energy(x) for the energy at the smallest level, E(x, sigma_min).")
             if self._flow_log_density is None:
                 self._flow_log_density = flow_log_density_fn(
-                    self.level_energy, int(np.prod(self.sample_shape)), min(self.noise_levels),
+                    self.level_energy, self.sample_shape[0], min(self.noise_levels),
                     max(self.noise_levels))
             return -self._flow_log_density(tf.convert_to_tensor(x, tf.float32))
-        energy = self.energy(x)
+        energy = self.energy(x)  # with one noise-conditional level the flow has nowhere to go
         return energy / min(self.noise_levels) if self.annealed else energy
 
     def generate(self, num_samples, steps=None, seed=0, snapshot_every=0):
