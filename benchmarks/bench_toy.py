@@ -146,11 +146,20 @@ def decompose(run_dirs):
     from keras_ebm.data.toy import get_density
     from keras_ebm.evaluation import distances
 
+    densities = []
+    for run_dir in run_dirs:  # all refused before any work if one is not a mixture's run
+        with open(os.path.join(run_dir, "config.json")) as f:
+            dataset = json.load(f)["dataset"]
+        if not dataset.startswith("toy:"):
+            sys.exit(f"error: {run_dir} trained on {dataset}; --decompose takes toy runs")
+        densities.append(get_density(dataset.removeprefix("toy:")))
+        try:
+            distances.num_components(densities[-1])
+        except ValueError as error:
+            sys.exit(f"error: {run_dir}: {error}")
     print("| run | TV on the grid | TV of the modes' masses (far mass) | TV of the shapes |\n"
           "|---|---|---|---|")
-    for run_dir in run_dirs:
-        with open(os.path.join(run_dir, "config.json")) as f:
-            density = get_density(json.load(f)["dataset"].removeprefix("toy:"))
+    for run_dir, density in zip(run_dirs, densities):
         model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "last.keras"))
         resolution = distances.default_resolution(density.dim)
         points, _ = distances.grid_points(density.box, density.dim, resolution)
@@ -179,6 +188,13 @@ if __name__ == "__main__":
                              "the modes' masses and their shapes; trains nothing")
     args, extra = parser.parse_known_args()
     if args.decompose:
+        for run_dir in args.decompose:
+            needed = [os.path.join(run_dir, "config.json"),
+                      os.path.join(run_dir, "checkpoints", "last.keras")]
+            missing = [path for path in needed if not os.path.exists(path)]
+            if missing:
+                parser.error(f"--decompose needs toy run directories of train.py; {run_dir} "
+                             f"lacks {', '.join(missing)}")
         decompose(args.decompose)
     elif args.compare:
         compare(args.sets, args.compare, args.budget_minutes, args.seeds, extra)

@@ -152,3 +152,19 @@ def test_a_cells_best_auroc_is_over_the_scores_every_cell_has(tmp_path):
     assert summary["ood_best_auroc"] == {"letters": 0.95, "flipped_vertical": 0.88}
     assert summary["ood_mahalanobis_auroc"] == {"letters": 0.99, "flipped_vertical": 0.87}
     assert summary["worst_class_accuracy"] == 0.9 and summary["train_wall_minutes"] == 10
+
+
+def test_decompose_refuses_what_is_not_a_toy_mixture_run_before_any_work(tmp_path):
+    import subprocess
+
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "bench_toy.py")
+    missing = subprocess.run([sys.executable, script, "--decompose", str(tmp_path)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "lacks" in missing.stderr and "config.json" in missing.stderr
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.keras").write_text("")
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": "toy:checkerboard"}))
+    board = subprocess.run([sys.executable, script, "--decompose", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+    assert board.returncode == 1 and "not a mixture of diagonal Gaussians" in board.stderr
+    assert "| run |" not in board.stdout  # refused before the table
