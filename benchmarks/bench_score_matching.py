@@ -12,10 +12,17 @@ each is then chosen by the FID of 500 samples against 500 validation images (nev
 set), and the final weights (``checkpoints/last.keras``) are scored by the project's
 evaluation (:func:`keras_ebm.evaluation.report.evaluate_model`: FID against the test set over
 3 sampling seeds and its real floor, label coverage, the 3x-chain check, OOD AUROC). The
-table and the command are appended to ``benchmarks/RESULTS.md``.
+table and the command are appended to ``benchmarks/RESULTS.md``, and each cell's figures are
+recorded in ``benchmarks/score_matching/<trainer>-b<budget>-s<seed>.json``.
+
+    python benchmarks/bench_score_matching.py --table --budget_minutes 5  # seeds aggregated
+
+``--table`` trains nothing: it averages the recorded cells of one budget over their seeds
+(cells of different CPUs are never averaged) and appends that table to ``RESULTS.md``.
 """
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -24,6 +31,7 @@ import time
 
 import numpy as np
 
+from bench_frontier import mean_std, processor
 from bench_mnist import HERE, ROOT, append_results, machine
 
 # Noise levels of NCSN on MNIST (Song & Ermon 2019: 1 to 0.01 for pixels in [0, 1]), in
@@ -37,6 +45,7 @@ TRAINERS = {
     "cd": ["--model", "ebm"],  # the image EBM recipe: 20 SGLD steps per iteration, replay buffer
 }
 STEP_CHOICES = {"dsm": (250, 500, 1000), "ncsn": (250, 500, 1000), "cd": (200, 500, 1000)}
+CELLS = os.path.join(HERE, "score_matching")
 COMMON = ["--network", "cnn_wide", "--epochs", "100000", "--sample_every", "0",
           "--evaluate", "false", "--verbose", "2"]
 
@@ -89,7 +98,8 @@ def run_trainer(trainer, args):
     ev = evaluate_model(model, splits, os.path.join(run_dir, "evaluation"), steps=steps)
     fid = ev["unconditional"]["classifier_fid"]
     return {
-        "trainer": trainer, "run_dir": os.path.relpath(run_dir, ROOT), "flags": " ".join(flags),
+        "trainer": trainer, "seed": args.seed, "budget": args.budget_minutes,
+        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "run_dir": os.path.relpath(run_dir, ROOT), "flags": " ".join(flags),
         "epochs": test["epochs_run"],
         "train_wall_minutes": train_wall / 60, "validation_fid_by_steps": choice, "steps": steps,
         "fid": fid["mean"], "fid_std": fid["std"], "floor": fid["floor"],
@@ -131,6 +141,58 @@ def section(rows, args, command):
             + "\n".join(lines) + "\n")
 
 
+def record(row, command, cells=CELLS):
+    """Write one cell's figures (and the command that made them) to ``cells``."""
+    os.makedirs(cells, exist_ok=True)
+    name = f"{row['trainer']}-b{row['budget']:g}-s{row['seed']}"
+    with open(os.path.join(cells, name + ".json"), "w") as f:
+        json.dump({**row, "command": command}, f, indent=2, sort_keys=True)
+
+
+def read_cells(budget, cells=CELLS):
+    """The recorded cells of one budget, grouped by (trainer, CPU)."""
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(cells, "*.json"))):
+        with open(path) as f:
+            row = json.load(f)
+        if row["budget"] == budget:
+            groups.setdefault((row["trainer"], processor(row["machine"])), []).append(row)
+    return groups
+
+
+def seeds_table(groups):
+    """Markdown: per trainer and CPU, the cells' figures as mean ± std (ddof 1) over seeds."""
+    sets = sorted({name for rows in groups.values() for r in rows for name in r["auroc_log_px"]})
+    header = ["trainer", "CPU", "seeds", "epochs", "sample steps", "FID / floor", "classes covered",
+              "FID at 3x steps / FID", "training wall min"] + [f"AUROC {s}" for s in sets]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (trainer, cpu), rows in sorted(groups.items()):
+        rows = sorted(rows, key=lambda r: r["seed"])
+        get = lambda key: [r[key] for r in rows]  # noqa: E731
+        cells = [trainer, cpu, ",".join(str(s) for s in get("seed")),
+                 "/".join(str(e) for e in get("epochs")),
+                 "/".join(str(s) for s in get("steps")),
+                 f"**{mean_std(get('ratio'), digits=1)}** "
+                 f"({', '.join(f'{r:.1f}' for r in get('ratio'))})",
+                 ", ".join(str(c) for c in get("coverage")),
+                 mean_std(get("long_chain_ratio")), mean_std(get("train_wall_minutes"), digits=1)]
+        cells += [mean_std([r["auroc_log_px"][s] for r in rows], digits=3) for s in sets]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seeds_section(groups, budget, command):
+    return (f"\n## MNIST: score matching against contrastive divergence over seeds, {budget:g} "
+            f"CPU minutes ({time.strftime('%Y-%m-%d')})\n\n"
+            f"Command: `{command}` (the cells recorded in `benchmarks/score_matching/`, each "
+            "made by `python benchmarks/bench_score_matching.py --budget_minutes "
+            f"{budget:g} --seed S --trainers T`). Mean ± std (ddof 1) over seeds, each seed's "
+            "figure in brackets; each cell scores the final weights of its run (FID / floor "
+            "over 3 sampling seeds of 500 samples, the sample steps chosen on validation "
+            "images; AUROC of log p(x)). Cells of different CPUs are never averaged.\n\n"
+            + seeds_table(groups) + "\n")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -140,17 +202,34 @@ def main(argv):
     parser.add_argument("--trainers", nargs="+", choices=sorted(TRAINERS), default=["dsm", "cd"])
     parser.add_argument("--subset", type=int, default=0,
                         help="train on this many images (0: all; for smoke runs)")
+    parser.add_argument("--table", action="store_true",
+                        help="train nothing: average the recorded cells of --budget_minutes "
+                             "over seeds into one table")
     args = parser.parse_args(argv)
     if not args.budget_minutes > 0:
         parser.error(f"--budget_minutes must be > 0, got {args.budget_minutes}")
+    command = "python benchmarks/bench_score_matching.py " + " ".join(argv)
+    if args.table:
+        groups = read_cells(args.budget_minutes)
+        if not groups:
+            parser.error(f"no recorded cell of {args.budget_minutes:g} CPU minutes in "
+                         f"{os.path.relpath(CELLS, ROOT)}: run cells first")
+        text = seeds_section(groups, args.budget_minutes, command)
+        append_results(text)
+        print(text)
+        return
     taken = [cell_dir(trainer, args)[1] for trainer in args.trainers]
     taken = [run_dir for run_dir in taken if os.path.exists(run_dir)]
     if taken:
         parser.error(f"{', '.join(taken)} already exist(s): move them away to run these cells "
                      "again, or change --seed / --budget_minutes")
-    rows = [run_trainer(trainer, args) for trainer in args.trainers]
-    text = section(rows, args, "python benchmarks/bench_score_matching.py " + " ".join(argv))
-    if not args.subset:  # smoke runs are not results
+    rows = []
+    for trainer in args.trainers:
+        rows.append(run_trainer(trainer, args))
+        if not args.subset:  # smoke runs are not results
+            record(rows[-1], command)
+    text = section(rows, args, command)
+    if not args.subset:
         append_results(text)
     print(text)
 

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 import bench_frontier  # noqa: E402
+import bench_score_matching  # noqa: E402
 import bench_calibration  # noqa: E402
 import bench_yardstick  # noqa: E402
 
@@ -168,3 +169,34 @@ def test_decompose_refuses_what_is_not_a_toy_mixture_run_before_any_work(tmp_pat
                            capture_output=True, text=True, timeout=120)
     assert board.returncode == 1 and "not a mixture of diagonal Gaussians" in board.stderr
     assert "| run |" not in board.stdout  # refused before the table
+
+
+def score_matching_cell(trainer, seed, ratio, cpu="Intel(R) Xeon(R) Processor", budget=5.0):
+    return {"trainer": trainer, "seed": seed, "budget": budget, "epochs": 10 + seed,
+            "steps": 500, "ratio": ratio, "coverage": 9 + seed % 2, "long_chain_ratio": 1.1,
+            "train_wall_minutes": 7.0, "auroc_log_px": {"letters": 0.8 + seed / 100},
+            "machine": f"2 cores, {cpu}, TensorFlow 2.21.0 (oneDNN kernels on)"}
+
+
+def test_score_matching_cells_are_averaged_per_trainer_budget_and_cpu(tmp_path):
+    cells = [score_matching_cell("dsm", 1, 100.0), score_matching_cell("dsm", 3, 110.0),
+             score_matching_cell("dsm", 2, 90.0), score_matching_cell("cd", 1, 40.0),
+             score_matching_cell("cd", 2, 50.0, cpu="AMD EPYC 7B13"),
+             score_matching_cell("cd", 3, 45.0, budget=10.0)]
+    for cell_ in cells:
+        bench_score_matching.record(cell_, "python benchmarks/bench_score_matching.py", tmp_path)
+    groups = bench_score_matching.read_cells(5.0, tmp_path)
+    assert sorted(groups) == [("cd", "AMD EPYC 7B13"), ("cd", "Intel Xeon"), ("dsm", "Intel Xeon")]
+    text = bench_score_matching.seeds_table(groups)
+    # dsm: 100, 90, 110 -> mean 100, sample std 10, seeds in order
+    assert row(text, "dsm").startswith(
+        "| dsm | Intel Xeon | 1,2,3 | 11/12/13 | 500/500/500 | **100.0 ± 10.0** (100.0, 90.0, 110.0) "
+        "| 10, 9, 10 | 1.10 ± 0.00 |")
+    assert row(text, "dsm").endswith("| 0.820 ± 0.010 |")
+    assert "**40.0** (40.0)" in text and "**50.0** (50.0)" in text and "45.0" not in text
+
+
+def test_the_score_matching_table_without_cells_of_that_budget_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        bench_score_matching.main(["--table", "--budget_minutes", "7.5"])
+    assert "no recorded cell of 7.5 CPU minutes" in capsys.readouterr().err
