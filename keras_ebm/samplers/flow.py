@@ -35,9 +35,7 @@ def probability_flow_log_density(level_energy, x, sigma_min, sigma_max, steps=25
     """
     x = tf.convert_to_tensor(x, tf.float32)
     if len(x.shape) != 2:
-        raise ValueError(f"The flow density takes points [batch, dim] with dim <= "
-                         f"{MAX_EXACT_DIMS} (its Laplacian is exact, one pass per coordinate); "
-                         f"got shape {tuple(x.shape)}.")
+        raise ValueError(_points_message(f"shape {tuple(x.shape)}."))
     return flow_log_density_fn(level_energy, x.shape[-1], sigma_min, sigma_max, steps)(x)
 
 
@@ -45,9 +43,7 @@ def flow_log_density_fn(level_energy, dim, sigma_min, sigma_max, steps=25):
     """:func:`probability_flow_log_density` compiled once for points of ``dim`` coordinates
     (any batch size): a function ``x -> [batch]``."""
     if not 0 < int(dim) <= MAX_EXACT_DIMS:
-        raise ValueError(f"The flow density takes points [batch, dim] with dim <= "
-                         f"{MAX_EXACT_DIMS} (its Laplacian is exact, one pass per coordinate); "
-                         f"got dim {dim}. Score such data by the energy itself.")
+        raise ValueError(_points_message(f"dim {dim}. Score such data by the energy itself."))
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"Need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}.")
     if int(steps) < 1:
@@ -59,6 +55,11 @@ def flow_log_density_fn(level_energy, dim, sigma_min, sigma_max, steps=25):
         return _integrate(level_energy, x, low, high, steps)
 
     return log_density
+
+
+def _points_message(got):
+    return (f"The flow density takes points [batch, dim] with dim <= {MAX_EXACT_DIMS} (its "
+            f"Laplacian is exact, one pass per coordinate); got {got}")
 
 
 def _velocity_and_divergence(level_energy, x, log_sigma):
