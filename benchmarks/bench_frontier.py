@@ -105,6 +105,8 @@ def summarise(run_dir):
                   for name, by_score in ev["ood"].items()}
     mahalanobis = {name: by_score["feature_mahalanobis"]["auroc"]
                    for name, by_score in ev["ood"].items() if "feature_mahalanobis" in by_score}
+    combined = {name: by_score["combined"]["auroc"]
+                for name, by_score in ev["ood"].items() if "combined" in by_score}
     calibration = ({"temperature": ev["temperature"], "ece_uncalibrated": ev["ece_uncalibrated"]}
                    if "temperature" in ev else {})
     return {
@@ -120,6 +122,7 @@ def summarise(run_dir):
         "ood_best_auroc": best_auroc,
         "ood_log_px_auroc": {name: s["log_px"]["auroc"] for name, s in ev["ood"].items()},
         **({"ood_mahalanobis_auroc": mahalanobis} if mahalanobis else {}),
+        **({"ood_combined_auroc": combined} if combined else {}),
         "budget_minutes_spent": test.get("budget_minutes_spent"),
         "train_wall_minutes": test["train_seconds"] / 60,
         "epochs_run": test["epochs_run"], "diverged": test["diverged"],

@@ -136,3 +136,78 @@ class FeatureMahalanobis:
             distances = np.einsum("nci,ij,ncj->nc", offsets, self.precision, offsets)
             scores.append(-distances.min(1))
         return np.concatenate(scores)
+
+
+def pooled_features(features):
+    """Feature maps ``[N, H, W, C]`` -> ``[N, 2C]``: each channel's mean and standard deviation
+    over positions (how strongly and how unevenly each detector fires); vectors ``[N, D]``
+    pass through."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim == 2:
+        return features
+    flat = features.reshape(len(features), -1, features.shape[-1])
+    return np.concatenate([flat.mean(1), flat.std(1)], axis=1)
+
+
+class StandardizedSum:
+    """The sum of several scores, each first standardised by its mean and standard deviation
+    on held-out in-distribution images, so that every score weighs the same whatever its
+    units. Fitted on in-distribution data only: no OOD example chooses the weights.
+
+    Args:
+        reference: ``{name: [N] scores}`` of held-out in-distribution images.
+    """
+
+    def __init__(self, reference):
+        self.stats = {}
+        for name, values in reference.items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.ndim != 1 or len(values) < 2 or not values.std() > 0:
+                raise ValueError(f"Score {name!r} cannot be standardised: it needs at least 2 "
+                                 f"held-out scores that are not all equal; got "
+                                 f"{values.size} values with spread {values.std():.3g}.")
+            self.stats[name] = (values.mean(), values.std())
+
+    def __call__(self, scores):
+        missing = sorted(set(self.stats) - set(scores))
+        if missing:
+            raise ValueError(f"StandardizedSum needs the scores {sorted(self.stats)}; "
+                             f"{missing} are missing.")
+        return sum((np.asarray(scores[name], np.float64) - mean) / std
+                   for name, (mean, std) in self.stats.items())
+
+
+class LayerMahalanobis:
+    """Lee et al. (2018)'s Mahalanobis feature ensemble, fitted on in-distribution data only.
+
+    One :class:`FeatureMahalanobis` per layer on its :func:`pooled_features`; the layers'
+    scores are standardised on held-out in-distribution images and summed
+    (:class:`StandardizedSum`), in place of the paper's weights learnt from OOD examples,
+    which a detector of unknown OOD data does not have. Early layers see stroke direction
+    and thickness, late ones the shape, so together they flag images whose strokes are
+    unusual (mirrored, rotated) and whose layout is.
+
+    Args:
+        layer_features: per layer, features of the in-distribution fitting images.
+        labels: their labels.
+        num_classes: the number of classes.
+        held_out_features: per layer, features of held-out in-distribution images.
+    """
+
+    def __init__(self, layer_features, labels, num_classes, held_out_features):
+        if len(layer_features) != len(held_out_features) or not layer_features:
+            raise ValueError(f"LayerMahalanobis needs features of the same layers (at least "
+                             f"one) for fitting and held-out images; got {len(layer_features)} "
+                             f"and {len(held_out_features)} layers.")
+        self.detectors = [FeatureMahalanobis(pooled_features(f), labels, num_classes)
+                          for f in layer_features]
+        self.combine = StandardizedSum(self.layer_scores(held_out_features))
+
+    def layer_scores(self, layer_features):
+        """``{layer index: [N] scores}``, higher = more in-distribution."""
+        return {i: detector.score(pooled_features(f))
+                for i, (detector, f) in enumerate(zip(self.detectors, layer_features))}
+
+    def score(self, layer_features):
+        """``[N]`` the standardised sum of the layers' scores (higher = more in-distribution)."""
+        return self.combine(self.layer_scores(layer_features))

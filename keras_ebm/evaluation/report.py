@@ -20,6 +20,12 @@ Sample quality is judged by a fixed reference classifier
   real images) and ceiling (uniform noise);
 * ``nearest_train_distance``: L2 distance of samples to their nearest training
   image, against the same for held-out test images (memorisation check).
+
+OOD detection (``ood``: AUROC and FPR at 95% TPR per set of
+:mod:`keras_ebm.evaluation.ood`) reads each score of :func:`ood_scores`. For classifiers
+these include two Mahalanobis detectors (the penultimate layer; every hidden layer) and
+``combined``, the sum of ``COMBINED`` standardised on held-out in-distribution images: all
+are fitted without OOD examples (:func:`fit_detectors`).
 """
 
 import json
@@ -39,13 +45,17 @@ from keras_ebm.samplers.langevin import energy_gradient
 log = logging.getLogger("keras_ebm")
 
 
-def ood_scores(model, images, batch_size=500, mahalanobis=None):
+def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobis=None,
+               combined=None):
     """Per-image scores, higher = more in-distribution: ``log p(x)`` (= -E(x)),
     ``-|grad_x log p(x)|`` and, for classifiers, ``max p(y|x)`` and the largest logit
     ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two; so
     ``p(y|x)`` here is ``softmax(f(x))``, at temperature 1 whatever the model's calibration).
     With ``mahalanobis`` (a :class:`~keras_ebm.evaluation.ood.FeatureMahalanobis` fitted on
-    :func:`penultimate_features`) also ``feature_mahalanobis``."""
+    :func:`penultimate_features`) also ``feature_mahalanobis``; with ``layer_mahalanobis``
+    (from :func:`fit_layer_mahalanobis`) also ``layer_mahalanobis``; with ``combined`` (a
+    :class:`~keras_ebm.evaluation.ood.StandardizedSum` of some of these scores) also
+    ``combined``."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
         scores["max_prob"], scores["max_logit"] = [], []
@@ -61,8 +71,15 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None):
     scores = {k: np.concatenate(v) for k, v in scores.items()}
     if mahalanobis is not None:
         scores["feature_mahalanobis"] = mahalanobis.score(penultimate_features(model, images))
+    if layer_mahalanobis is not None:
+        scores["layer_mahalanobis"] = layer_mahalanobis.score(hidden_features(model, images))
+    if combined is not None:
+        scores["combined"] = combined(scores)
     return scores
 
+
+# The scores summed, each standardised on held-out in-distribution images, into ``combined``.
+COMBINED = ("log_px", "grad_norm", "layer_mahalanobis")
 
 _EXTRACTORS = weakref.WeakKeyDictionary()  # network -> {layer name: feature model}: no retracing
 
@@ -85,6 +102,24 @@ def fit_feature_mahalanobis(model, images, labels):
     """A :class:`~keras_ebm.evaluation.ood.FeatureMahalanobis` on the penultimate features of
     in-distribution ``images`` and their ``labels``."""
     return ood.FeatureMahalanobis(penultimate_features(model, images), labels, model.num_outputs)
+
+
+def hidden_layers(network):
+    """The layers of ``network`` with weights, except its output layer."""
+    return [layer for layer in network.layers[:-1] if layer.weights]
+
+
+def hidden_features(model, images):
+    """Per hidden layer (:func:`hidden_layers`), its activations for ``images``."""
+    return [layer_outputs(model.network, layer, images) for layer in hidden_layers(model.network)]
+
+
+def fit_layer_mahalanobis(model, images, labels, held_out):
+    """A :class:`~keras_ebm.evaluation.ood.LayerMahalanobis` on every hidden layer of the
+    model's network, fitted on in-distribution ``images`` and ``labels`` and standardised on
+    the ``held_out`` in-distribution images."""
+    return ood.LayerMahalanobis(hidden_features(model, images), labels, model.num_outputs,
+                                hidden_features(model, held_out))
 
 
 def reference_features(classifier, images):
@@ -145,11 +180,11 @@ def _classification(model, test_x, test_y, out_dir):
     return results
 
 
-def _ood_detection(model, test_x, test_y, out_dir, mahalanobis=None):
-    in_scores = ood_scores(model, test_x, mahalanobis=mahalanobis)
+def _ood_detection(model, test_x, test_y, out_dir, detectors):
+    in_scores = ood_scores(model, test_x, **detectors)
     results, energies = {}, {"test": -in_scores["log_px"]}
     for name, images in ood.ood_sets(test_x, test_y).items():
-        out_scores = ood_scores(model, images, mahalanobis=mahalanobis)
+        out_scores = ood_scores(model, images, **detectors)
         energies[name] = -out_scores["log_px"]
         results[name] = {
             score: {"auroc": metrics.auroc(in_scores[score], out_scores[score]),
@@ -159,6 +194,27 @@ def _ood_detection(model, test_x, test_y, out_dir, mahalanobis=None):
     plotting.save_histograms(energies, os.path.join(out_dir, "energy_histograms.png"),
                              xlabel="energy E(x)")
     return results
+
+
+def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000):
+    """The feature detectors of a classifier and the combined score, fitted on in-distribution
+    images only: both Mahalanobis detectors on (at most) ``num_fit`` training images, the
+    standardisations on held-out ones (the validation split, else training images the
+    detectors did not see). Keyword arguments of :func:`ood_scores`."""
+    order = np.random.default_rng(0).permutation(len(splits.x_train))
+    if len(splits.x_val) >= 2:
+        drawn, held_out = order[:num_fit], splits.x_val[:num_held_out]
+    else:
+        drawn = order[:min(num_fit, len(order) * 4 // 5)]
+        held_out = splits.x_train[order[len(drawn):len(drawn) + num_held_out]]
+    fit_x = data.preprocess(splits.x_train[drawn], pad).numpy()
+    held_out = data.preprocess(held_out, pad).numpy()
+    detectors = {
+        "mahalanobis": fit_feature_mahalanobis(model, fit_x, splits.y_train[drawn]),
+        "layer_mahalanobis": fit_layer_mahalanobis(model, fit_x, splits.y_train[drawn], held_out)}
+    reference = ood_scores(model, held_out, **detectors)
+    detectors["combined"] = ood.StandardizedSum({name: reference[name] for name in COMBINED})
+    return detectors
 
 
 def _judge(classifier, samples, real_features, num_classes):
@@ -206,14 +262,11 @@ def evaluate_model(model, splits, out_dir, pad=0, num_samples=500, steps=500, se
     results = {"num_test": len(test_x), "langevin_steps": steps, "refine_steps": refine_steps,
                "chain_start": getattr(model, "chain_start", "uniform"),
                "conditional_unconditional_steps": int(warm_start * steps)}
-    mahalanobis = None
+    detectors = {}
     if isinstance(model, JEM):
         results.update(_classification(model, test_x, test_y, out_dir))
-        # The Mahalanobis detector, fitted on (at most) 20000 training images.
-        drawn = np.random.default_rng(0).permutation(len(splits.x_train))[:20000]
-        mahalanobis = fit_feature_mahalanobis(
-            model, data.preprocess(splits.x_train[drawn], pad).numpy(), splits.y_train[drawn])
-    results["ood"] = _ood_detection(model, test_x, test_y, out_dir, mahalanobis)
+        detectors = fit_detectors(model, splits, pad)
+    results["ood"] = _ood_detection(model, test_x, test_y, out_dir, detectors)
 
     # Samples from noise, judged by the reference classifier.
     real_features = reference_features(classifier, _crop(test_x, pad))

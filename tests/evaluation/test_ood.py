@@ -83,3 +83,54 @@ def test_feature_mahalanobis_tells_a_shifted_cluster_from_the_classes():
 def test_feature_mahalanobis_names_a_class_without_images():
     with pytest.raises(ValueError, match=r"class\(es\) \[2\]"):
         ood.FeatureMahalanobis(np.zeros((4, 3)), [0, 1, 0, 1], 3)
+
+
+def test_pooled_features_are_each_channels_mean_and_spread_over_positions():
+    maps = np.random.default_rng(0).normal(size=(3, 4, 5, 2))
+    pooled = ood.pooled_features(maps)
+    assert pooled.shape == (3, 4)
+    for n in range(3):
+        for c in range(2):
+            values = maps[n, :, :, c].ravel()
+            assert pooled[n, c] == pytest.approx(values.mean())
+            assert pooled[n, 2 + c] == pytest.approx(values.std())
+    vectors = np.ones((3, 7))
+    np.testing.assert_array_equal(ood.pooled_features(vectors), vectors)
+
+
+def test_standardized_sum_weighs_each_score_by_its_held_out_spread():
+    reference = {"a": np.array([0.0, 2.0, 4.0]), "b": np.array([100.0, 110.0, 120.0])}
+    combine = ood.StandardizedSum(reference)
+    std_a, std_b = np.std([0, 2, 4]), np.std([100, 110, 120])
+    scores = {"a": np.array([2.0, 6.0]), "b": np.array([90.0, 110.0]), "unused": np.zeros(2)}
+    np.testing.assert_allclose(combine(scores), [(2 - 2) / std_a + (90 - 110) / std_b,
+                                                 (6 - 2) / std_a + (110 - 110) / std_b])
+    assert combine(reference).mean() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match=r"\['b'\] are missing"):
+        combine({"a": np.zeros(2)})
+    with pytest.raises(ValueError, match="'c' cannot be standardised"):
+        ood.StandardizedSum({"c": np.ones(5)})
+
+
+def test_layer_mahalanobis_finds_what_only_one_layer_sees():
+    """Two layers: an OOD set that looks in-distribution to layer 0 and not to layer 1 is
+    flagged by the ensemble; each layer's score is its own detector's on pooled features."""
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(2), 400)
+
+    def layers(n, shift=0.0, labels_=None):
+        labels_ = labels if labels_ is None else labels_
+        early = rng.normal(size=(n, 3, 3, 2)) + labels_[:, None, None, None]
+        late = rng.normal(size=(n, 4)) + 3.0 * labels_[:, None] + shift
+        return [early, late]
+
+    detector = ood.LayerMahalanobis(layers(800), labels, 2, layers(800))
+    held_in, odd = layers(800), layers(800, shift=np.array([0, 0, 0, 6.0]))
+    early_alone = ood.FeatureMahalanobis(ood.pooled_features(layers(800)[0]), labels, 2)
+    assert detector.detectors[0].means.shape == early_alone.means.shape == (2, 4)
+    scores_in, scores_odd = detector.layer_scores(held_in), detector.layer_scores(odd)
+    assert 0.4 < metrics.auroc(scores_in[0], scores_odd[0]) < 0.6  # layer 0 is fooled
+    assert metrics.auroc(scores_in[1], scores_odd[1]) > 0.99
+    assert metrics.auroc(detector.score(held_in), detector.score(odd)) > 0.95
+    with pytest.raises(ValueError, match="same layers"):
+        ood.LayerMahalanobis(layers(800), labels, 2, layers(800)[:1])

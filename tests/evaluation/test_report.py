@@ -96,7 +96,8 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     with pytest.raises(ValueError, match="warm_start"):
         report.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
     assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit",
-                                               "feature_mahalanobis"}
+                                               "feature_mahalanobis", "layer_mahalanobis",
+                                               "combined"}
     # The largest logit is the joint of the other two: log p(x) + log max p(y|x) (+ log Z).
     scores = report.ood_scores(model, test_x[:50])
     np.testing.assert_allclose(scores["max_logit"],
@@ -110,6 +111,22 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     detector = report.fit_feature_mahalanobis(model, x, splits.y_train)
     scores = report.ood_scores(model, test_x[:50], mahalanobis=detector)
     np.testing.assert_allclose(scores["feature_mahalanobis"], detector.score(features), rtol=1e-6)
+    # The layer ensemble reads every hidden layer; the combined score is the standardised sum
+    # of its parts, standardised on the validation images.
+    assert [layer.name for layer in report.hidden_layers(model.network)] == [
+        layer.name for layer in model.network.layers[1:-1] if layer.weights]
+    order = np.random.default_rng(0).permutation(len(splits.x_train))
+    with_validation = data.load_dataset("mnist", validation_size=300, subset=2000)
+    for splits_, held_out in ((splits, splits.x_train[order[len(order) * 4 // 5:]]),
+                              (with_validation, with_validation.x_val)):
+        detectors = report.fit_detectors(model, splits_)
+        reference = report.ood_scores(model, data.preprocess(held_out).numpy(), **detectors)
+        assert reference["combined"].mean() == pytest.approx(0.0, abs=1e-6)
+        assert reference["layer_mahalanobis"].mean() == pytest.approx(0.0, abs=1e-6)
+        scores = report.ood_scores(model, test_x[:50], **detectors)
+        expected = sum((scores[name] - reference[name].mean()) / reference[name].std()
+                       for name in report.COMBINED)
+        np.testing.assert_allclose(scores["combined"], expected, rtol=1e-6, atol=1e-5)
 
 
 def test_cli_writes_into_the_run_directory(tmp_path, capsys):
