@@ -24,8 +24,9 @@ Sample quality is judged by a fixed reference classifier
 OOD detection (``ood``: AUROC and FPR at 95% TPR per set of
 :mod:`keras_ebm.evaluation.ood`) reads each score of :func:`ood_scores`. For classifiers
 these include two Mahalanobis detectors (the penultimate layer; every hidden layer) and
-``combined``, the sum of ``COMBINED`` standardised on held-out in-distribution images: all
-are fitted without OOD examples (:func:`fit_detectors`).
+``combined``, the sum of log p(x), the gradient norm and every hidden layer's Mahalanobis
+score, each standardised on held-out in-distribution images: all are fitted without OOD
+examples (:func:`fit_detectors`).
 """
 
 import json
@@ -54,8 +55,8 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
     With ``mahalanobis`` (a :class:`~keras_ebm.evaluation.ood.FeatureMahalanobis` fitted on
     :func:`penultimate_features`) also ``feature_mahalanobis``; with ``layer_mahalanobis``
     (from :func:`fit_layer_mahalanobis`) also ``layer_mahalanobis``; with ``combined`` (a
-    :class:`~keras_ebm.evaluation.ood.StandardizedSum` of some of these scores) also
-    ``combined``."""
+    :class:`~keras_ebm.evaluation.ood.StandardizedSum` of ``log_px``, ``grad_norm`` and each
+    layer's Mahalanobis score, as :func:`fit_detectors` makes it) also ``combined``."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
         scores["max_prob"], scores["max_logit"] = [], []
@@ -71,15 +72,19 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
     scores = {k: np.concatenate(v) for k, v in scores.items()}
     if mahalanobis is not None:
         scores["feature_mahalanobis"] = mahalanobis.score(penultimate_features(model, images))
+    parts = dict(scores)
     if layer_mahalanobis is not None:
-        scores["layer_mahalanobis"] = layer_mahalanobis.score(hidden_features(model, images))
+        by_layer = layer_mahalanobis.layer_scores(hidden_features(model, images))
+        scores["layer_mahalanobis"] = layer_mahalanobis.combine(by_layer)
+        parts.update(_layer_parts(by_layer))
     if combined is not None:
-        scores["combined"] = combined(scores)
+        scores["combined"] = combined(parts)
     return scores
 
 
-# The scores summed, each standardised on held-out in-distribution images, into ``combined``.
-COMBINED = ("log_px", "grad_norm", "layer_mahalanobis")
+def _layer_parts(by_layer):
+    return {f"mahalanobis_layer_{i}": values for i, values in by_layer.items()}
+
 
 _EXTRACTORS = weakref.WeakKeyDictionary()  # network -> {layer name: feature model}: no retracing
 
@@ -213,7 +218,13 @@ def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000):
         "mahalanobis": fit_feature_mahalanobis(model, fit_x, splits.y_train[drawn]),
         "layer_mahalanobis": fit_layer_mahalanobis(model, fit_x, splits.y_train[drawn], held_out)}
     reference = ood_scores(model, held_out, **detectors)
-    detectors["combined"] = ood.StandardizedSum({name: reference[name] for name in COMBINED})
+    # Each layer counts on its own: on OOD sets made from validation images this was within
+    # 0.002 of the best single score on every near set, and better than a sum in which the
+    # layers' ensemble counts once (benchmarks/RESULTS.md, "A combined OOD score").
+    by_layer = detectors["layer_mahalanobis"].layer_scores(hidden_features(model, held_out))
+    detectors["combined"] = ood.StandardizedSum({"log_px": reference["log_px"],
+                                                 "grad_norm": reference["grad_norm"],
+                                                 **_layer_parts(by_layer)})
     return detectors
 
 

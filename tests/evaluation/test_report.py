@@ -111,8 +111,8 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     detector = report.fit_feature_mahalanobis(model, x, splits.y_train)
     scores = report.ood_scores(model, test_x[:50], mahalanobis=detector)
     np.testing.assert_allclose(scores["feature_mahalanobis"], detector.score(features), rtol=1e-6)
-    # The layer ensemble reads every hidden layer; the combined score is the standardised sum
-    # of its parts, standardised on the validation images.
+    # The layer ensemble reads every hidden layer; the combined score sums standardised
+    # scores, standardised on the validation images (else on training images not fitted).
     assert [layer.name for layer in report.hidden_layers(model.network)] == [
         layer.name for layer in model.network.layers[1:-1] if layer.weights]
     order = np.random.default_rng(0).permutation(len(splits.x_train))
@@ -124,8 +124,10 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
         assert reference["combined"].mean() == pytest.approx(0.0, abs=1e-6)
         assert reference["layer_mahalanobis"].mean() == pytest.approx(0.0, abs=1e-6)
         scores = report.ood_scores(model, test_x[:50], **detectors)
-        expected = sum((scores[name] - reference[name].mean()) / reference[name].std()
-                       for name in report.COMBINED)
+        # log p(x), gradient norm and each layer, standardised: the layers' part is the ensemble.
+        expected = scores["layer_mahalanobis"] + sum(
+            (scores[name] - reference[name].mean()) / reference[name].std()
+            for name in ("log_px", "grad_norm"))
         np.testing.assert_allclose(scores["combined"], expected, rtol=1e-6, atol=1e-5)
 
 
