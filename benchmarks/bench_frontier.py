@@ -123,6 +123,8 @@ def summarise(run_dir):
         "ood_log_px_auroc": {name: s["log_px"]["auroc"] for name, s in ev["ood"].items()},
         **({"ood_mahalanobis_auroc": mahalanobis} if mahalanobis else {}),
         **({"ood_combined_auroc": combined} if combined else {}),
+        "ood_auroc": {name: {score: v["auroc"] for score, v in by_score.items()}
+                      for name, by_score in ev["ood"].items()},
         "budget_minutes_spent": test.get("budget_minutes_spent"),
         "train_wall_minutes": test["train_seconds"] / 60,
         "epochs_run": test["epochs_run"], "diverged": test["diverged"],
@@ -289,6 +291,21 @@ def table(groups):
     return "\n".join(lines)
 
 
+def scores_table(rows, sets=None):
+    """Markdown: per OOD score, its AUROC on each set as mean ± std over the cells (the cells
+    of one recipe and budget), for the scores every cell recorded."""
+    from keras_ebm.evaluation import ood
+
+    sets = sets or [name for name in ood.FAR + ood.NEAR if name in rows[0]["ood_auroc"]]
+    scores = [score for score in rows[0]["ood_auroc"][sets[0]]
+              if all(score in r["ood_auroc"][name] for r in rows for name in sets)]
+    lines = ["| score | " + " | ".join(sets) + " |", "|" + "---|" * (len(sets) + 1)]
+    for score in scores:
+        cells = [mean_std([r["ood_auroc"][name][score] for r in rows], digits=3) for name in sets]
+        lines.append(f"| {score} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # (label, key, scale, digits, higher is better) of the paired comparison
 COMPARED = [("test accuracy %", "accuracy", 100, 2, True),
             ("ECE % at temperature 1", "ece_at_1", 100, 2, False),
@@ -396,6 +413,12 @@ def main(argv=None):
     again.add_argument("--run_dir", default=None,
                        help="the cell's run directory (default: benchmarks/runs/frontier/<cell>)")
     sub.add_parser("table", help="aggregate the recorded cells into RESULTS.md and a figure")
+    scored = sub.add_parser("ood", help="every OOD score's AUROC per set, over the seeds of "
+                                        "one recipe and budget")
+    scored.add_argument("--budget", type=float, required=True)
+    scored.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    scored.add_argument("--cells", default=CELLS,
+                        help="directory of the recorded cells (default: benchmarks/frontier)")
     paired = sub.add_parser("compare", help="two recipes' cells of the same seeds, paired by seed")
     paired.add_argument("--cells", required=True,
                         help="a directory holding both recipes' cells, run in one session")
@@ -425,6 +448,24 @@ def main(argv=None):
                 "Reading: the paired mean difference is inside the spread when it is no larger "
                 "than the standard deviation (ddof 1) of the per-seed differences.\n\n"
                 + text + "\n")
+        return 0
+    if args.action == "ood":
+        rows = sorted((r for r in read_cells(args.cells) if r["recipe"] == args.recipe
+                       and r["budget"] == args.budget and "ood_auroc" in r),
+                      key=lambda r: r["seed"])
+        if not rows:
+            parser.error(f"no cell of {args.recipe} at {args.budget:g} CPU minutes in "
+                         f"{args.cells} records every OOD score; run or rescore one")
+        cpus = sorted({processor(r["machine"]) for r in rows})
+        if len(cpus) > 1:
+            parser.error(f"these cells ran on {', '.join(cpus)}; keep one CPU's cells in --cells")
+        publish(f"\n## JEM: every OOD score of {args.recipe}, {args.budget:g} CPU minutes "
+                f"({time.strftime('%Y-%m-%d')})\n\n"
+                f"Command: `python benchmarks/bench_frontier.py ood --budget {args.budget:g} "
+                f"--recipe {args.recipe}`. Cells: seeds "
+                f"{', '.join(str(r['seed']) for r in rows)} ({cpus[0]}, 2 cores), final "
+                "weights; AUROC of each score on the evaluation's OOD sets (made from the 10000 "
+                "test images), mean ± std (ddof 1) over seeds.\n\n" + scores_table(rows) + "\n")
         return 0
     if args.action == "rescore":
         cell_path = os.path.join(args.cells, f"{args.recipe}-b{args.budget:g}-s{args.seed}.json")

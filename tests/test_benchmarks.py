@@ -200,3 +200,15 @@ def test_the_score_matching_table_without_cells_of_that_budget_is_refused(capsys
     with pytest.raises(SystemExit):
         bench_score_matching.main(["--table", "--budget_minutes", "7.5"])
     assert "no recorded cell of 7.5 CPU minutes" in capsys.readouterr().err
+
+
+def test_the_ood_table_averages_every_score_the_cells_share():
+    rows = [{"ood_auroc": {"letters": {"log_px": 0.8, "combined": 0.90, "only_here": 0.5},
+                           "inverted": {"log_px": 1.0, "combined": 1.0, "only_here": 0.5}}},
+            {"ood_auroc": {"letters": {"log_px": 0.9, "combined": 0.94},
+                           "inverted": {"log_px": 1.0, "combined": 0.98}}}]
+    text = bench_frontier.scores_table(rows)
+    assert text.splitlines()[0] == "| score | inverted | letters |"
+    assert row(text, "log_px") == "| log_px | 1.000 ± 0.000 | 0.850 ± 0.071 |"
+    assert row(text, "combined") == "| combined | 0.990 ± 0.014 | 0.920 ± 0.028 |"
+    assert "only_here" not in text
