@@ -4,10 +4,12 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 import bench_frontier  # noqa: E402
+import bench_ood_scores  # noqa: E402
 import bench_score_matching  # noqa: E402
 import bench_calibration  # noqa: E402
 import bench_yardstick  # noqa: E402
@@ -212,3 +214,21 @@ def test_the_ood_table_averages_every_score_the_cells_share():
     assert row(text, "log_px") == "| log_px | 1.000 ± 0.000 | 0.850 ± 0.071 |"
     assert row(text, "combined") == "| combined | 0.990 ± 0.014 | 0.920 ± 0.028 |"
     assert "only_here" not in text
+
+
+def test_candidate_ood_sums_standardise_each_part_on_the_held_out_scores():
+    rng = np.random.default_rng(0)
+    reference = {name: rng.normal(loc, spread, 400) for name, loc, spread in (
+        ("log_px", -5.0, 2.0), ("grad_norm", -30.0, 10.0), ("max_prob", 0.9, 0.05),
+        ("layer_mahalanobis", 0.0, 3.0), ("mahalanobis_layer_0", -40.0, 8.0),
+        ("mahalanobis_layer_1", -60.0, 12.0))}
+    combine = bench_ood_scores.candidates(reference)
+    every_layer = combine["sum: log_px + grad_norm + every layer"]
+    assert sorted(every_layer.stats) == ["grad_norm", "log_px", "mahalanobis_layer_0",
+                                         "mahalanobis_layer_1"]
+    for candidate in combine.values():  # standardised parts: mean 0 on the held-out scores
+        assert abs(candidate(reference).mean()) < 1e-9
+    shifted = dict(reference, log_px=reference["log_px"] - 2.0 * reference["log_px"].std())
+    np.testing.assert_allclose(every_layer(shifted) - every_layer(reference), -2.0)
+    table = {"letters": {"a": 0.91234}, "constant": {"a": 1.0}}
+    assert bench_ood_scores.markdown(table).splitlines()[2] == "| a | 1.000 | 0.912 |"
