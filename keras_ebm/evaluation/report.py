@@ -114,9 +114,14 @@ def hidden_layers(network):
     return [layer for layer in network.layers[:-1] if layer.weights]
 
 
-def hidden_features(model, images):
-    """Per hidden layer (:func:`hidden_layers`), its activations for ``images``."""
-    return [layer_outputs(model.network, layer, images) for layer in hidden_layers(model.network)]
+def hidden_features(model, images, chunk=2000):
+    """Per hidden layer (:func:`hidden_layers`), its activations for ``images``, feature maps
+    pooled (:func:`~keras_ebm.evaluation.ood.pooled_features`) a chunk of images at a time so
+    that no layer's full maps for all images are held at once."""
+    layers = hidden_layers(model.network)
+    chunks = [[ood.pooled_features(layer_outputs(model.network, layer, images[i:i + chunk]))
+               for layer in layers] for i in range(0, len(images), chunk)]
+    return [np.concatenate([c[j] for c in chunks]) for j in range(len(layers))]
 
 
 def fit_layer_mahalanobis(model, images, labels, held_out):

@@ -8,7 +8,7 @@ from tensorflow.python.framework import config as tf_config
 
 from keras_ebm import data
 from keras_ebm.cli import evaluate as evaluate_cli
-from keras_ebm.evaluation import metrics, reference, report
+from keras_ebm.evaluation import metrics, ood, reference, report
 from keras_ebm.models import networks
 from keras_ebm.models.ebm import EBM, JEM
 from keras_ebm.samplers.langevin import LangevinSampler
@@ -115,6 +115,10 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     # scores, standardised on the validation images (else on training images not fitted).
     assert [layer.name for layer in report.hidden_layers(model.network)] == [
         layer.name for layer in model.network.layers[1:-1] if layer.weights]
+    chunked = report.hidden_features(model, test_x[:20], chunk=7)
+    for layer, features in zip(report.hidden_layers(model.network), chunked):
+        whole = ood.pooled_features(report.layer_outputs(model.network, layer, test_x[:20]))
+        np.testing.assert_allclose(features, whole, rtol=1e-5, atol=1e-6)
     order = np.random.default_rng(0).permutation(len(splits.x_train))
     with_validation = data.load_dataset("mnist", validation_size=300, subset=2000)
     for splits_, held_out in ((splits, splits.x_train[order[len(order) * 4 // 5:]]),
