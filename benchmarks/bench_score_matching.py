@@ -22,7 +22,6 @@ recorded in ``benchmarks/score_matching/<trainer>-b<budget>-s<seed>.json``.
 """
 
 import argparse
-import glob
 import json
 import os
 import subprocess
@@ -31,8 +30,9 @@ import time
 
 import numpy as np
 
+import bench_frontier
 from bench_frontier import mean_std, processor
-from bench_mnist import HERE, ROOT, append_results, machine
+from bench_mnist import HERE, ROOT, machine, publish
 
 # Noise levels of NCSN on MNIST (Song & Ermon 2019: 1 to 0.01 for pixels in [0, 1]), in
 # this package's [-1, 1] pixel range; the step at the smallest level is 0.1 sigma_min^2, the
@@ -152,9 +152,7 @@ def record(row, command, cells=CELLS):
 def read_cells(budget, cells=CELLS):
     """The recorded cells of one budget, grouped by (trainer, CPU)."""
     groups = {}
-    for path in sorted(glob.glob(os.path.join(cells, "*.json"))):
-        with open(path) as f:
-            row = json.load(f)
+    for row in bench_frontier.read_cells(cells):
         if row["budget"] == budget:
             groups.setdefault((row["trainer"], processor(row["machine"])), []).append(row)
     return groups
@@ -214,9 +212,7 @@ def main(argv):
         if not groups:
             parser.error(f"no recorded cell of {args.budget_minutes:g} CPU minutes in "
                          f"{os.path.relpath(CELLS, ROOT)}: run cells first")
-        text = seeds_section(groups, args.budget_minutes, command)
-        append_results(text)
-        print(text)
+        publish(seeds_section(groups, args.budget_minutes, command))
         return
     taken = [cell_dir(trainer, args)[1] for trainer in args.trainers]
     taken = [run_dir for run_dir in taken if os.path.exists(run_dir)]
@@ -228,10 +224,7 @@ def main(argv):
         rows.append(run_trainer(trainer, args))
         if not args.subset:  # smoke runs are not results
             record(rows[-1], command)
-    text = section(rows, args, command)
-    if not args.subset:
-        append_results(text)
-    print(text)
+    publish(section(rows, args, command), record=not args.subset)
 
 
 if __name__ == "__main__":
