@@ -415,8 +415,9 @@ def main(argv=None):
     sub.add_parser("table", help="aggregate the recorded cells into RESULTS.md and a figure")
     scored = sub.add_parser("ood", help="every OOD score's AUROC per set, over the seeds of "
                                         "one recipe and budget")
-    scored.add_argument("--budget", type=float, required=True)
-    scored.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    scored.add_argument("--budget", type=float, required=True, help="the cells' budget")
+    scored.add_argument("--recipe", required=True, choices=sorted(RECIPES),
+                        help="the cells' recipe")
     scored.add_argument("--cells", default=CELLS,
                         help="directory of the recorded cells (default: benchmarks/frontier)")
     paired = sub.add_parser("compare", help="two recipes' cells of the same seeds, paired by seed")

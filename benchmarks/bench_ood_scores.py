@@ -83,7 +83,8 @@ def markdown(table):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True, help="a JEM run directory (final weights)")
-    parser.add_argument("--no_record", dest="record", action="store_false")
+    parser.add_argument("--no_record", dest="record", action="store_false",
+                        help="print the tables without appending them to RESULTS.md")
     args = parser.parse_args(argv)
     from keras_ebm.evaluation import report
     from keras_ebm.export import ExportError, load_for_export
