@@ -4,8 +4,9 @@ from validation images, read on the test set.
     python benchmarks/bench_ood_scores.py --run_dir RUN_DIR
 
 The run's final weights are scored with every single score of the evaluation (log p(x), the
-input-gradient norm, max p(y|x), the largest logit, the penultimate-layer Mahalanobis detector
-and each hidden layer's) and with candidate sums of standardised scores. The Mahalanobis
+input-gradient norm, max p(y|x), the largest logit, the penultimate-layer Mahalanobis detector,
+each hidden layer's, and the orientation score) and with candidate sums of standardised
+scores. The Mahalanobis
 detectors are fitted on 20000 training images, as in the evaluation. The validation split
 (5000 images) is cut in two: the first half standardises the scores, and the second half is
 the in-distribution side of the validation OOD sets, which are built from it the way the
@@ -37,9 +38,9 @@ def candidate_scores(model, images, detectors, combine):
     """Every single score and every candidate sum for ``images``."""
     from keras_ebm.evaluation import report
 
-    scores = report.ood_scores(model, images, mahalanobis=detectors["mahalanobis"],
-                               layer_mahalanobis=detectors["layer_mahalanobis"])
-    by_layer = detectors["layer_mahalanobis"].layer_scores(report.hidden_features(model, images))
+    scores = report.ood_scores(model, images, mahalanobis=detectors["mahalanobis"])
+    by_layer, scores["layer_mahalanobis"], scores["orientation"] = report.layer_detectors(
+        model, images, detectors["layer_mahalanobis"])
     scores.update({f"mahalanobis_layer_{i}": s for i, s in by_layer.items()})
     scores.update({name: candidate(scores) for name, candidate in combine.items()})
     return scores
@@ -54,11 +55,13 @@ def candidates(reference):
 
     return {
         "sum: log_px + grad_norm + every layer": summed(["log_px", "grad_norm", *layers]),
+        "sum: log_px + grad_norm + every layer + orientation": summed(
+            ["log_px", "grad_norm", *layers, "orientation"]),
         "sum: log_px + grad_norm + layer ensemble": summed(["log_px", "grad_norm",
                                                             "layer_mahalanobis"]),
-        "sum: log_px + layer ensemble": summed(["log_px", "layer_mahalanobis"]),
-        "sum: log_px + grad_norm + max_prob + every layer": summed(
-            ["log_px", "grad_norm", "max_prob", *layers]),
+        "sum: layer ensemble + orientation": summed(["layer_mahalanobis", "orientation"]),
+        "sum: log_px + grad_norm + max_prob + every layer + orientation": summed(
+            ["log_px", "grad_norm", "max_prob", *layers, "orientation"]),
     }
 
 
@@ -128,7 +131,8 @@ def main(argv=None):
             f"(final weights). Machine: {machine()}. Mahalanobis detectors fitted on 20000 "
             "training images (the penultimate layer: `feature_mahalanobis`; each hidden layer's "
             "pooled features: `mahalanobis_layer_i`; their standardised sum: "
-            "`layer_mahalanobis`); sums standardise each score on the first 2500 validation "
+            "`layer_mahalanobis`; `orientation`, the log posterior of the given pose among the "
+            "8 symmetries of the square by `layer_mahalanobis`); sums standardise each score on the first 2500 validation "
             "images.\n\nValidation: the other 2500 validation images against OOD sets made from "
             "them (where the choice is made):\n\n" + validation + "\n\nTest: the 10000 test "
             "images against the evaluation's OOD sets:\n\n" + test + "\n", record=args.record)

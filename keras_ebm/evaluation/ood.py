@@ -149,6 +149,32 @@ def pooled_features(features):
     return np.concatenate([flat.mean(1), flat.std(1)], axis=1)
 
 
+def symmetries(images):
+    """``images`` ``[N, H, W, C]`` under every symmetry of their frame, the identity first: the
+    8 of a square (rotations by multiples of 90 degrees, with and without a mirror) when
+    ``H == W``, else the 4 of a rectangle (identity, the two mirrors, half a turn)."""
+    images = np.asarray(images)
+    mirrors = [images, images[:, ::-1], images[:, :, ::-1], images[:, ::-1, ::-1]]
+    if images.shape[1] == images.shape[2]:
+        transposed = np.swapaxes(images, 1, 2)
+        mirrors += [transposed, transposed[:, ::-1], transposed[:, :, ::-1],
+                    transposed[:, ::-1, ::-1]]
+    return [np.ascontiguousarray(x) for x in mirrors]
+
+
+def pose_log_posterior(scores):
+    """The log posterior that each image is shown in its given pose, from ``[P, N]``
+    log-likelihood-like scores of the image in each of ``P`` poses (given pose first), under a
+    uniform prior over the poses: ``scores[0] - logsumexp(scores, axis=0)``. Near 0 when the
+    given pose is clearly the likeliest; ``log(1 / P)`` for an image that looks the same in
+    every pose; far below when another pose is likelier (an upside-down digit)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or len(scores) < 2:
+        raise ValueError(f"pose_log_posterior needs scores [P, N] for at least 2 poses; got "
+                         f"shape {scores.shape}.")
+    return scores[0] - np.logaddexp.reduce(scores, axis=0)
+
+
 class StandardizedSum:
     """The sum of several scores, each first standardised by its mean and standard deviation
     on held-out in-distribution images, so that every score weighs the same whatever its

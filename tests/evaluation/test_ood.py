@@ -1,3 +1,5 @@
+import types
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,62 @@ def test_layer_mahalanobis_finds_what_only_one_layer_sees():
     assert metrics.auroc(detector.score(held_in), detector.score(odd)) > 0.95
     with pytest.raises(ValueError, match="same layers"):
         ood.LayerMahalanobis(layers(800), labels, 2, layers(800)[:1])
+
+
+def test_symmetries_are_the_group_of_the_frame():
+    image = np.random.default_rng(0).normal(size=(1, 5, 5, 2))
+    square = ood.symmetries(image)
+    expected = [np.rot90(image, k, axes=(1, 2)) for k in range(4)]
+    expected += [np.rot90(image[:, ::-1], k, axes=(1, 2)) for k in range(4)]
+    np.testing.assert_array_equal(square[0], image)  # the given pose first
+    assert len(square) == 8
+    for posed in expected:  # every rotation and mirror image, each once
+        assert sum(np.array_equal(posed, s) for s in square) == 1
+    wide = np.random.default_rng(1).normal(size=(2, 3, 4, 1))
+    rectangle = ood.symmetries(wide)
+    assert len(rectangle) == 4 and all(x.shape == wide.shape for x in rectangle)
+    for posed in (wide, wide[:, ::-1], wide[:, :, ::-1], np.rot90(wide, 2, axes=(1, 2))):
+        assert sum(np.array_equal(posed, s) for s in rectangle) == 1
+
+
+def test_pose_log_posterior_matches_bayes_rule_and_does_not_overflow():
+    scores = np.array([[0.0, 3.0, 1000.0], [-1.0, 3.0, 1000.0], [2.0, 3.0, 990.0]])
+    expected = [0.0 - np.log(1 + np.exp(-1) + np.exp(2)), np.log(1 / 3),
+                -np.log(2 + np.exp(-10))]
+    np.testing.assert_allclose(ood.pose_log_posterior(scores), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="at least 2 poses"):
+        ood.pose_log_posterior(scores[:1])
+
+
+def test_orientation_tells_upside_down_images_and_sums_to_one_over_the_poses():
+    import keras
+
+    from keras_ebm.evaluation import report
+
+    # In-distribution: images brighter at the top (two classes of slope), seen through a
+    # vertical-difference filter; pooling keeps no position, so only the filter's sign knows
+    # which way up an image is.
+    rng = np.random.default_rng(0)
+
+    def ramps(n, labels):
+        slope = np.where(labels == 0, 1.0, 2.0)[:, None, None, None]
+        rows = np.linspace(1, -1, 8)[None, :, None, None]
+        return (slope * rows + 0.3 * rng.normal(size=(n, 8, 8, 1))).astype("float32")
+
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(1, (2, 1), use_bias=False)
+    logits = keras.layers.Dense(2)(keras.layers.Flatten()(conv(inputs)))
+    conv.set_weights([np.array([1.0, -1.0], "float32").reshape(2, 1, 1, 1)])
+    model = types.SimpleNamespace(network=keras.Model(inputs, logits), num_outputs=2)
+    labels = rng.integers(0, 2, 400)
+    layers = report.fit_layer_mahalanobis(model, ramps(400, labels), labels,
+                                          ramps(200, rng.integers(0, 2, 200)))
+    test = ramps(100, rng.integers(0, 2, 100))
+    _, _, upright = report.layer_detectors(model, test, layers)
+    _, _, upside_down = report.layer_detectors(model, test[:, ::-1], layers)
+    assert metrics.auroc(upright, upside_down) > 0.99
+    # A ramp and its mirror image look the same to the filter: the two share the posterior.
+    np.testing.assert_allclose(upright, np.log(0.5), atol=0.01)
+    total = sum(np.exp(report.layer_detectors(model, posed, layers)[2])
+                for posed in ood.symmetries(test))
+    np.testing.assert_allclose(total, 1.0, rtol=1e-6)

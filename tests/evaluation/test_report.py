@@ -97,7 +97,7 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
         report.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
     assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit",
                                                "feature_mahalanobis", "layer_mahalanobis",
-                                               "combined"}
+                                               "orientation", "combined"}
     # The largest logit is the joint of the other two: log p(x) + log max p(y|x) (+ log Z).
     scores = report.ood_scores(model, test_x[:50])
     np.testing.assert_allclose(scores["max_logit"],
@@ -128,11 +128,18 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
         assert reference["combined"].mean() == pytest.approx(0.0, abs=1e-6)
         assert reference["layer_mahalanobis"].mean() == pytest.approx(0.0, abs=1e-6)
         scores = report.ood_scores(model, test_x[:50], **detectors)
-        # log p(x), gradient norm and each layer, standardised: the layers' part is the ensemble.
+        # log p(x), gradient norm, each layer and the orientation, standardised: the layers'
+        # part is the ensemble.
         expected = scores["layer_mahalanobis"] + sum(
             (scores[name] - reference[name].mean()) / reference[name].std()
-            for name in ("log_px", "grad_norm"))
+            for name in ("log_px", "grad_norm", "orientation"))
         np.testing.assert_allclose(scores["combined"], expected, rtol=1e-6, atol=1e-5)
+    # The orientation is the ensemble's posterior of the given pose among the 8 of the square.
+    layers = detectors["layer_mahalanobis"]
+    by_pose = np.stack([layers.score(report.hidden_features(model, posed))
+                        for posed in ood.symmetries(test_x[:50])])
+    np.testing.assert_allclose(scores["orientation"],
+                               by_pose[0] - np.log(np.exp(by_pose).sum(0)), rtol=1e-6, atol=1e-6)
 
 
 def test_cli_writes_into_the_run_directory(tmp_path, capsys):
