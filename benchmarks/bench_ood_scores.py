@@ -1,18 +1,18 @@
-"""Which OOD score, or sum of standardised scores, should a JEM report? Chosen on OOD sets made
-from validation images, read on the test set.
+"""Which OOD score, or combination of standardised scores, should a JEM report? Chosen on OOD
+sets made from validation images, read on the test set.
 
     python benchmarks/bench_ood_scores.py --run_dir RUN_DIR
 
 The run's final weights are scored with every single score of the evaluation (log p(x), the
 input-gradient norm, max p(y|x), the largest logit, the penultimate-layer Mahalanobis detector,
-each hidden layer's, and the orientation score) and with candidate sums of standardised
-scores. The Mahalanobis
-detectors are fitted on 20000 training images, as in the evaluation. The validation split
-(5000 images) is cut in two: the first half standardises the scores, and the second half is
-the in-distribution side of the validation OOD sets, which are built from it the way the
-evaluation builds its sets from test images. The choice is made on these validation sets;
-the test rows (the 10000 test images and their sets) only read the chosen score. Both
-tables are appended to RESULTS.md.
+each hidden layer's, the orientation score, and the nearest-neighbour similarity of each
+hidden layer) and with candidate sums and minima of standardised scores. The Mahalanobis
+detectors and the nearest-neighbour banks are fitted on 20000 training images, as in the
+evaluation. The validation split (5000 images) is cut in two: the first half standardises the
+scores, and the second half is the in-distribution side of the validation OOD sets, which are
+built from it the way the evaluation builds its sets from test images. The choice is made on
+these validation sets; the test rows (the 10000 test images and their sets) only read the
+chosen score. Both tables are appended to RESULTS.md.
 """
 
 import argparse
@@ -35,33 +35,44 @@ SETS = ("constant", *ood.NEAR)
 
 
 def candidate_scores(model, images, detectors, combine):
-    """Every single score and every candidate sum for ``images``."""
+    """Every single score and every candidate combination for ``images``."""
     from keras_ebm.evaluation import report
 
     scores = report.ood_scores(model, images, mahalanobis=detectors["mahalanobis"])
+    features = report.hidden_features(model, images)
     by_layer, scores["layer_mahalanobis"], scores["orientation"] = report.layer_detectors(
-        model, images, detectors["layer_mahalanobis"])
+        model, images, detectors["layer_mahalanobis"], features)
     scores.update({f"mahalanobis_layer_{i}": s for i, s in by_layer.items()})
+    by_layer = detectors["layer_knn"].layer_scores(features)
+    scores.update({f"knn_layer_{i}": s for i, s in by_layer.items()})
+    scores["feature_knn"] = by_layer[max(by_layer)]
     scores.update({name: candidate(scores) for name, candidate in combine.items()})
     return scores
 
 
 def candidates(reference):
-    """Sums of scores, each standardised on the held-out ``reference`` scores."""
+    """Sums and minima of scores, each standardised on the held-out ``reference`` scores."""
     layers = sorted(name for name in reference if name.startswith("mahalanobis_layer_"))
+    knn = sorted(name for name in reference if name.startswith("knn_layer_"))
 
-    def summed(names):
-        return ood.StandardizedSum({name: reference[name] for name in names})
+    def pick(names):
+        return {name: reference[name] for name in names}
 
     return {
-        "sum: log_px + grad_norm + every layer": summed(["log_px", "grad_norm", *layers]),
-        "sum: log_px + grad_norm + every layer + orientation": summed(
-            ["log_px", "grad_norm", *layers, "orientation"]),
-        "sum: log_px + grad_norm + layer ensemble": summed(["log_px", "grad_norm",
-                                                            "layer_mahalanobis"]),
-        "sum: layer ensemble + orientation": summed(["layer_mahalanobis", "orientation"]),
-        "sum: log_px + grad_norm + max_prob + every layer + orientation": summed(
-            ["log_px", "grad_norm", "max_prob", *layers, "orientation"]),
+        "sum: log_px + grad_norm + every layer": ood.StandardizedSum(
+            pick(["log_px", "grad_norm", *layers])),
+        "sum: log_px + grad_norm + every layer + orientation": ood.StandardizedSum(
+            pick(["log_px", "grad_norm", *layers, "orientation"])),
+        "sum: knn of the last 3 layers + orientation": ood.StandardizedSum(
+            pick([*knn[-3:], "orientation"])),
+        "min: knn of every layer + orientation": ood.StandardizedMin(
+            pick([*knn, "orientation"])),
+        "min: knn of the last 3 layers + orientation": ood.StandardizedMin(
+            pick([*knn[-3:], "orientation"])),
+        "min: knn of the last 2 layers + orientation": ood.StandardizedMin(
+            pick([*knn[-2:], "orientation"])),
+        "min: log_px + knn of the last 3 layers + orientation": ood.StandardizedMin(
+            pick(["log_px", *knn[-3:], "orientation"])),
     }
 
 
@@ -114,10 +125,13 @@ def main(argv=None):
     fit_x = data.preprocess(splits.x_train[order], pad).numpy()
     val_x = data.preprocess(splits.x_val, pad).numpy()
     held_out, val_in, val_labels = val_x[:2500], val_x[2500:], splits.y_val[2500:]
+    fit_features = report.hidden_features(model, fit_x)
     detectors = {
         "mahalanobis": report.fit_feature_mahalanobis(model, fit_x, splits.y_train[order]),
-        "layer_mahalanobis": report.fit_layer_mahalanobis(model, fit_x, splits.y_train[order],
-                                                          held_out)}
+        "layer_mahalanobis": ood.LayerMahalanobis(fit_features, splits.y_train[order],
+                                                  model.num_outputs,
+                                                  report.hidden_features(model, held_out)),
+        "layer_knn": ood.LayerKNN(fit_features, range(len(fit_features)))}
     combine = candidates(candidate_scores(model, held_out, detectors, {}))
     print(f"[{time.strftime('%H:%M:%S')}] validation sets", flush=True)
     validation = markdown(aurocs(model, val_in, val_labels, detectors, combine))
@@ -132,7 +146,9 @@ def main(argv=None):
             "training images (the penultimate layer: `feature_mahalanobis`; each hidden layer's "
             "pooled features: `mahalanobis_layer_i`; their standardised sum: "
             "`layer_mahalanobis`; `orientation`, the log posterior of the given pose among the "
-            "8 symmetries of the square by `layer_mahalanobis`); sums standardise each score on the first 2500 validation "
+            "8 symmetries of the square by `layer_mahalanobis`; `knn_layer_i`, the cosine "
+            "similarity of layer i's pooled features to the nearest of the 20000 training "
+            "images', and `feature_knn`, that of the last hidden layer); sums and minima standardise each score on the first 2500 validation "
             "images.\n\nValidation: the other 2500 validation images against OOD sets made from "
             "them (where the choice is made):\n\n" + validation + "\n\nTest: the 10000 test "
             "images against the evaluation's OOD sets:\n\n" + test + "\n", record=args.record)

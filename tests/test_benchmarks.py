@@ -221,15 +221,23 @@ def test_candidate_ood_sums_standardise_each_part_on_the_held_out_scores():
     reference = {name: rng.normal(loc, spread, 400) for name, loc, spread in (
         ("log_px", -5.0, 2.0), ("grad_norm", -30.0, 10.0), ("max_prob", 0.9, 0.05),
         ("layer_mahalanobis", 0.0, 3.0), ("mahalanobis_layer_0", -40.0, 8.0),
-        ("mahalanobis_layer_1", -60.0, 12.0), ("orientation", -0.5, 0.4))}
+        ("mahalanobis_layer_1", -60.0, 12.0), ("orientation", -0.5, 0.4),
+        ("knn_layer_0", 0.9, 0.02), ("knn_layer_1", 0.8, 0.05))}
     combine = bench_ood_scores.candidates(reference)
     every_layer = combine["sum: log_px + grad_norm + every layer"]
     assert sorted(every_layer.stats) == ["grad_norm", "log_px", "mahalanobis_layer_0",
                                          "mahalanobis_layer_1"]
     assert sorted(combine["sum: log_px + grad_norm + every layer + orientation"].stats) == [
         "grad_norm", "log_px", "mahalanobis_layer_0", "mahalanobis_layer_1", "orientation"]
-    for candidate in combine.values():  # standardised parts: mean 0 on the held-out scores
-        assert abs(candidate(reference).mean()) < 1e-9
+    assert sorted(combine["min: knn of every layer + orientation"].stats) == [
+        "knn_layer_0", "knn_layer_1", "orientation"]
+    for name, candidate in combine.items():  # standardised parts: sums have mean 0 on them
+        if name.startswith("sum"):
+            assert abs(candidate(reference).mean()) < 1e-9
+        else:  # the smallest part of each image
+            parts = candidate.standardized(reference)
+            np.testing.assert_allclose(candidate(reference), parts.min(0))
+            assert parts.shape == (len(candidate.stats), 400)
     shifted = dict(reference, log_px=reference["log_px"] - 2.0 * reference["log_px"].std())
     np.testing.assert_allclose(every_layer(shifted) - every_layer(reference), -2.0)
     table = {"letters": {"a": 0.91234}, "constant": {"a": 1.0}}

@@ -194,13 +194,82 @@ class StandardizedSum:
                                  f"{values.size} values with spread {values.std():.3g}.")
             self.stats[name] = (values.mean(), values.std())
 
-    def __call__(self, scores):
+    def standardized(self, scores):
+        """``[K, N]``: each of the ``K`` scores, standardised."""
         missing = sorted(set(self.stats) - set(scores))
         if missing:
-            raise ValueError(f"StandardizedSum needs the scores {sorted(self.stats)}; "
+            raise ValueError(f"{type(self).__name__} needs the scores {sorted(self.stats)}; "
                              f"{missing} are missing.")
-        return sum((np.asarray(scores[name], np.float64) - mean) / std
-                   for name, (mean, std) in self.stats.items())
+        return np.stack([(np.asarray(scores[name], np.float64) - mean) / std
+                         for name, (mean, std) in self.stats.items()])
+
+    def __call__(self, scores):
+        return self.standardized(scores).sum(0)
+
+
+class StandardizedMin(StandardizedSum):
+    """The smallest of several scores, each standardised on held-out in-distribution images:
+    an image is as atypical as its most atypical score says. Suits detectors that each see
+    one kind of outlier (the pose of an image; a whole that matches no training image), where
+    a sum would dilute the one that fires with the others that do not."""
+
+    def __call__(self, scores):
+        return self.standardized(scores).min(0)
+
+
+class FeatureKNN:
+    """The nearest-neighbour detector of Sun et al. (2022) on a classifier's features: the
+    cosine similarity of an image's features to the ``k``-th nearest of a bank of
+    in-distribution features (higher = more in-distribution). It assumes no class-wise
+    Gaussian, so it also sees an image whose parts are each typical but whose whole resembles
+    no training image (the top of a 7 over the bottom of a 3).
+
+    Args:
+        features: ``[N, D]`` features of in-distribution images (the bank).
+        k: which neighbour's similarity is the score, ``1 <= k <= N``.
+    """
+
+    def __init__(self, features, k=1):
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or not 1 <= k <= len(features):
+            raise ValueError(f"FeatureKNN needs a bank of features [N, D] with 1 <= k <= N; got "
+                             f"features of shape {features.shape} and k={k}.")
+        self.bank = _unit_rows(features)
+        self.k = k
+
+    def score(self, features, batch_size=500):
+        features = _unit_rows(np.asarray(features, dtype=np.float32))
+        scores = []
+        for start in range(0, len(features), batch_size):
+            similarity = features[start:start + batch_size] @ self.bank.T
+            scores.append(-np.partition(-similarity, self.k - 1, axis=1)[:, self.k - 1])
+        return np.concatenate(scores)
+
+
+def _unit_rows(features):
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+class LayerKNN:
+    """A :class:`FeatureKNN` on each of some hidden layers' :func:`pooled_features`.
+
+    Args:
+        layer_features: per hidden layer, features of the in-distribution bank images.
+        layers: indices of the layers to keep.
+        k: the neighbour whose similarity is the score.
+    """
+
+    def __init__(self, layer_features, layers, k=1):
+        if not layers or not all(-len(layer_features) <= i < len(layer_features) for i in layers):
+            raise ValueError(f"LayerKNN needs layer indices among the {len(layer_features)} "
+                             f"layers given; got {list(layers)}.")
+        self.detectors = {i % len(layer_features): FeatureKNN(pooled_features(layer_features[i]), k)
+                          for i in layers}
+
+    def layer_scores(self, layer_features):
+        """``{layer index: [N] scores}``, higher = more in-distribution."""
+        return {i: detector.score(pooled_features(layer_features[i]))
+                for i, detector in self.detectors.items()}
 
 
 class LayerMahalanobis:

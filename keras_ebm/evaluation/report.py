@@ -25,8 +25,9 @@ OOD detection (``ood``: AUROC and FPR at 95% TPR per set of
 :mod:`keras_ebm.evaluation.ood`) reads each score of :func:`ood_scores`. For classifiers
 these include two Mahalanobis detectors (the penultimate layer; every hidden layer),
 ``orientation`` (is the image the right way round, among the symmetries of its frame, by the
-hidden layers' detector) and ``combined``, the sum of log p(x), the gradient norm, every
-hidden layer's Mahalanobis score and ``orientation``, each standardised on held-out
+hidden layers' detector), ``feature_knn`` (the similarity of the penultimate features to the
+nearest training image's) and ``combined``, the smallest of ``orientation`` and the
+nearest-neighbour similarities of the last three hidden layers, each standardised on held-out
 in-distribution images: all are fitted without OOD examples (:func:`fit_detectors`).
 """
 
@@ -48,7 +49,7 @@ log = logging.getLogger("keras_ebm")
 
 
 def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobis=None,
-               combined=None):
+               layer_knn=None, combined=None):
     """Per-image scores, higher = more in-distribution: ``log p(x)`` (= -E(x)),
     ``-|grad_x log p(x)|`` and, for classifiers, ``max p(y|x)`` and the largest logit
     ``max_y f(x)[y] = log p(x) + log max p(y|x)`` up to ``log Z`` (the joint of the two; so
@@ -56,10 +57,11 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
     With ``mahalanobis`` (a :class:`~keras_ebm.evaluation.ood.FeatureMahalanobis` fitted on
     :func:`penultimate_features`) also ``feature_mahalanobis``; with ``layer_mahalanobis``
     (from :func:`fit_layer_mahalanobis`) also ``layer_mahalanobis`` and ``orientation``
-    (:func:`layer_detectors`); with ``combined`` (a
-    :class:`~keras_ebm.evaluation.ood.StandardizedSum` of ``log_px``, ``grad_norm``, each
-    layer's Mahalanobis score and ``orientation``, as :func:`fit_detectors` makes it) also
-    ``combined``."""
+    (:func:`layer_detectors`); with ``layer_knn`` (a
+    :class:`~keras_ebm.evaluation.ood.LayerKNN`) also ``feature_knn``, the nearest-neighbour
+    similarity on the deepest of its layers; with ``combined`` (as :func:`fit_detectors`
+    makes it: a :class:`~keras_ebm.evaluation.ood.StandardizedMin` of ``orientation`` and each
+    ``layer_knn`` layer's similarity) also ``combined``."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
         scores["max_prob"], scores["max_logit"] = [], []
@@ -76,10 +78,16 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
     if mahalanobis is not None:
         scores["feature_mahalanobis"] = mahalanobis.score(penultimate_features(model, images))
     parts = dict(scores)
+    if layer_mahalanobis is not None or layer_knn is not None:
+        features = hidden_features(model, images)
     if layer_mahalanobis is not None:
         by_layer, scores["layer_mahalanobis"], scores["orientation"] = layer_detectors(
-            model, images, layer_mahalanobis)
+            model, images, layer_mahalanobis, features)
         parts.update(_layer_parts(by_layer), orientation=scores["orientation"])
+    if layer_knn is not None:
+        by_layer = layer_knn.layer_scores(features)
+        scores["feature_knn"] = by_layer[max(by_layer)]
+        parts.update(_knn_parts(by_layer))
     if combined is not None:
         scores["combined"] = combined(parts)
     return scores
@@ -105,6 +113,10 @@ def layer_detectors(model, images, layer_mahalanobis, features=None):
 
 def _layer_parts(by_layer):
     return {f"mahalanobis_layer_{i}": values for i, values in by_layer.items()}
+
+
+def _knn_parts(by_layer):
+    return {f"knn_layer_{i}": values for i, values in by_layer.items()}
 
 
 _EXTRACTORS = weakref.WeakKeyDictionary()  # network -> {layer name: feature model}: no retracing
@@ -234,9 +246,10 @@ def _ood_detection(model, test_x, test_y, out_dir, detectors):
     return results
 
 
-def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000):
+def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000, knn_layers=3):
     """The feature detectors of a classifier and the combined score, fitted on in-distribution
-    images only: both Mahalanobis detectors on (at most) ``num_fit`` training images, the
+    images only: the Mahalanobis detectors and the nearest-neighbour banks (the last
+    ``knn_layers`` hidden layers) on (at most) ``num_fit`` training images, the
     standardisations on held-out ones (the validation split, else training images the
     detectors did not see). Keyword arguments of :func:`ood_scores`."""
     order = np.random.default_rng(0).permutation(len(splits.x_train))
@@ -247,20 +260,18 @@ def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000):
         held_out = splits.x_train[order[len(drawn):len(drawn) + num_held_out]]
     fit_x = data.preprocess(splits.x_train[drawn], pad).numpy()
     held_out = data.preprocess(held_out, pad).numpy()
-    held_out_features = hidden_features(model, held_out)
-    layers = ood.LayerMahalanobis(hidden_features(model, fit_x), splits.y_train[drawn],
-                                  model.num_outputs, held_out_features)
-    detectors = {"mahalanobis": fit_feature_mahalanobis(model, fit_x, splits.y_train[drawn]),
-                 "layer_mahalanobis": layers}
-    reference = ood_scores(model, held_out)
-    # Each layer counts on its own, and so does the orientation: chosen on OOD sets made from
-    # validation images (benchmarks/RESULTS.md, "A combined OOD score" and "Orientation").
-    by_layer, _, orientation = layer_detectors(model, held_out, layers, held_out_features)
-    detectors["combined"] = ood.StandardizedSum({"log_px": reference["log_px"],
-                                                 "grad_norm": reference["grad_norm"],
-                                                 **_layer_parts(by_layer),
-                                                 "orientation": orientation})
-    return detectors
+    fit_features, held_out_features = hidden_features(model, fit_x), hidden_features(model, held_out)
+    layers = ood.LayerMahalanobis(fit_features, splits.y_train[drawn], model.num_outputs,
+                                  held_out_features)
+    knn = ood.LayerKNN(fit_features, range(-min(knn_layers, len(fit_features)), 0))
+    # The smallest of the standardised orientation and nearest-neighbour scores: chosen on OOD
+    # sets made from validation images (benchmarks/bench_ood_scores.py; RESULTS.md, "A
+    # combined OOD score, chosen on validation images").
+    _, _, orientation = layer_detectors(model, held_out, layers, held_out_features)
+    combined = ood.StandardizedMin({**_knn_parts(knn.layer_scores(held_out_features)),
+                                    "orientation": orientation})
+    return {"mahalanobis": fit_feature_mahalanobis(model, fit_x, splits.y_train[drawn]),
+            "layer_mahalanobis": layers, "layer_knn": knn, "combined": combined}
 
 
 def _judge(classifier, samples, real_features, num_classes):

@@ -195,3 +195,41 @@ def test_orientation_tells_upside_down_images_and_sums_to_one_over_the_poses():
     total = sum(np.exp(report.layer_detectors(model, posed, layers)[2])
                 for posed in ood.symmetries(test))
     np.testing.assert_allclose(total, 1.0, rtol=1e-6)
+
+
+def test_feature_knn_matches_a_brute_force_cosine_search():
+    rng = np.random.default_rng(0)
+    bank, queries = rng.normal(size=(300, 6)), rng.normal(size=(40, 6))
+    queries[0] = 0.0  # a feature vector of zeros scores 0, not NaN
+    unit = lambda f: f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    similarity = unit(queries) @ unit(bank).T
+    for k in (1, 3, 300):
+        expected = np.sort(similarity, axis=1)[:, -k]
+        np.testing.assert_allclose(ood.FeatureKNN(bank, k).score(queries, batch_size=7),
+                                   expected, rtol=1e-5, atol=1e-6)
+    # A bank image scores 1 (itself), and the score ignores the features' length.
+    np.testing.assert_allclose(ood.FeatureKNN(bank).score(3.0 * bank[:5]), 1.0, rtol=1e-5)
+    for k in (0, 301):
+        with pytest.raises(ValueError, match="1 <= k <= N"):
+            ood.FeatureKNN(bank, k)
+
+
+def test_layer_knn_keeps_the_layers_asked_for():
+    rng = np.random.default_rng(1)
+    layers = [rng.normal(size=(50, 4, 4, 3)), rng.normal(size=(50, 8)), rng.normal(size=(50, 5))]
+    knn = ood.LayerKNN(layers, range(-2, 0))
+    scores = knn.layer_scores([layer[:10] for layer in layers])
+    assert sorted(scores) == [1, 2]
+    np.testing.assert_allclose(scores[2], 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="layer indices"):
+        ood.LayerKNN(layers, [3])
+
+
+def test_standardized_min_takes_each_images_most_atypical_score():
+    reference = {"a": np.array([0.0, 2.0]), "b": np.array([10.0, 30.0])}
+    lowest = ood.StandardizedMin(reference)
+    # a: mean 1, std 1; b: mean 20, std 10.
+    np.testing.assert_allclose(lowest({"a": np.array([1.0, -3.0]), "b": np.array([0.0, 40.0])}),
+                               [-2.0, -4.0])
+    with pytest.raises(ValueError, match="StandardizedMin needs the scores"):
+        lowest({"a": np.zeros(2)})

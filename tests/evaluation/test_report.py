@@ -97,7 +97,7 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
         report.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
     assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit",
                                                "feature_mahalanobis", "layer_mahalanobis",
-                                               "orientation", "combined"}
+                                               "orientation", "feature_knn", "combined"}
     # The largest logit is the joint of the other two: log p(x) + log max p(y|x) (+ log Z).
     scores = report.ood_scores(model, test_x[:50])
     np.testing.assert_allclose(scores["max_logit"],
@@ -125,15 +125,24 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
                               (with_validation, with_validation.x_val)):
         detectors = report.fit_detectors(model, splits_)
         reference = report.ood_scores(model, data.preprocess(held_out).numpy(), **detectors)
-        assert reference["combined"].mean() == pytest.approx(0.0, abs=1e-6)
         assert reference["layer_mahalanobis"].mean() == pytest.approx(0.0, abs=1e-6)
         scores = report.ood_scores(model, test_x[:50], **detectors)
-        # log p(x), gradient norm, each layer and the orientation, standardised: the layers'
-        # part is the ensemble.
-        expected = scores["layer_mahalanobis"] + sum(
-            (scores[name] - reference[name].mean()) / reference[name].std()
-            for name in ("log_px", "grad_norm", "orientation"))
-        np.testing.assert_allclose(scores["combined"], expected, rtol=1e-6, atol=1e-5)
+        # The smallest of the standardised orientation and each of the last three hidden
+        # layers' nearest-neighbour similarities.
+        features = report.hidden_features(model, test_x[:50])
+        drawn = np.random.default_rng(0).permutation(len(splits_.x_train))
+        drawn = drawn[:20000 if splits_ is with_validation else len(drawn) * 4 // 5]
+        bank = report.hidden_features(model, data.preprocess(splits_.x_train[drawn]).numpy())
+        held_out_features = report.hidden_features(model, data.preprocess(held_out).numpy())
+        parts, reference_parts = [scores["orientation"]], [reference["orientation"]]
+        for layer in (-3, -2, -1):
+            unit = [f[layer] / np.linalg.norm(f[layer], axis=1, keepdims=True)
+                    for f in (features, held_out_features, bank)]
+            parts.append((unit[0] @ unit[2].T).max(1))
+            reference_parts.append((unit[1] @ unit[2].T).max(1))
+        expected = np.min([(p - r.mean()) / r.std() for p, r in zip(parts, reference_parts)], 0)
+        np.testing.assert_allclose(scores["combined"], expected, atol=1e-3)  # float32 bank
+        np.testing.assert_allclose(scores["feature_knn"], parts[-1], rtol=1e-5, atol=1e-5)
     # The orientation is the ensemble's posterior of the given pose among the 8 of the square.
     layers = detectors["layer_mahalanobis"]
     by_pose = np.stack([layers.score(report.hidden_features(model, posed))
