@@ -133,7 +133,7 @@ class FeatureMahalanobis:
         scores = []
         for start in range(0, len(features), batch_size):
             offsets = features[start:start + batch_size, None, :] - self.means[None]
-            distances = np.einsum("nci,ij,ncj->nc", offsets, self.precision, offsets)
+            distances = np.einsum("nci,nci->nc", offsets @ self.precision, offsets)
             scores.append(-distances.min(1))
         return np.concatenate(scores)
 
