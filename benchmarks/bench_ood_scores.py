@@ -46,6 +46,7 @@ def candidate_scores(model, images, detectors, combine):
     by_layer = detectors["layer_knn"].layer_scores(features)
     scores.update({f"knn_layer_{i}": s for i, s in by_layer.items()})
     scores["feature_knn"] = by_layer[max(by_layer)]
+    scores["layer_knn"] = detectors["layer_knn"].combine(by_layer)
     scores.update({name: candidate(scores) for name, candidate in combine.items()})
     return scores
 
@@ -126,12 +127,12 @@ def main(argv=None):
     val_x = data.preprocess(splits.x_val, pad).numpy()
     held_out, val_in, val_labels = val_x[:2500], val_x[2500:], splits.y_val[2500:]
     fit_features = report.hidden_features(model, fit_x)
+    held_out_features = report.hidden_features(model, held_out)
     detectors = {
         "mahalanobis": report.fit_feature_mahalanobis(model, fit_x, splits.y_train[order]),
         "layer_mahalanobis": ood.LayerMahalanobis(fit_features, splits.y_train[order],
-                                                  model.num_outputs,
-                                                  report.hidden_features(model, held_out)),
-        "layer_knn": ood.LayerKNN(fit_features, range(len(fit_features)))}
+                                                  model.num_outputs, held_out_features),
+        "layer_knn": ood.LayerKNN(fit_features, held_out_features)}
     combine = candidates(candidate_scores(model, held_out, detectors, {}))
     print(f"[{time.strftime('%H:%M:%S')}] validation sets", flush=True)
     validation = markdown(aurocs(model, val_in, val_labels, detectors, combine))
@@ -148,7 +149,8 @@ def main(argv=None):
             "`layer_mahalanobis`; `orientation`, the log posterior of the given pose among the "
             "8 symmetries of the square by `layer_mahalanobis`; `knn_layer_i`, the cosine "
             "similarity of layer i's pooled features to the nearest of the 20000 training "
-            "images', and `feature_knn`, that of the last hidden layer); sums and minima standardise each score on the first 2500 validation "
+            "images', `feature_knn`, that of the last hidden layer, and `layer_knn`, their "
+            "standardised sum); sums and minima standardise each score on the first 2500 validation "
             "images.\n\nValidation: the other 2500 validation images against OOD sets made from "
             "them (where the choice is made):\n\n" + validation + "\n\nTest: the 10000 test "
             "images against the evaluation's OOD sets:\n\n" + test + "\n", record=args.record)

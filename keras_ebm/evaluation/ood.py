@@ -251,25 +251,32 @@ def _unit_rows(features):
 
 
 class LayerKNN:
-    """A :class:`FeatureKNN` on each of some hidden layers' :func:`pooled_features`.
+    """A :class:`FeatureKNN` on every hidden layer's :func:`pooled_features`; like
+    :class:`LayerMahalanobis`, the layers' similarities are standardised on held-out
+    in-distribution images and summed.
 
     Args:
-        layer_features: per hidden layer, features of the in-distribution bank images.
-        layers: indices of the layers to keep.
+        layer_features: per layer, features of the in-distribution bank images.
+        held_out_features: per layer, features of held-out in-distribution images.
         k: the neighbour whose similarity is the score.
     """
 
-    def __init__(self, layer_features, layers, k=1):
-        if not layers or not all(-len(layer_features) <= i < len(layer_features) for i in layers):
-            raise ValueError(f"LayerKNN needs layer indices among the {len(layer_features)} "
-                             f"layers given; got {list(layers)}.")
-        self.detectors = {i % len(layer_features): FeatureKNN(pooled_features(layer_features[i]), k)
-                          for i in layers}
+    def __init__(self, layer_features, held_out_features, k=1):
+        if len(layer_features) != len(held_out_features) or not layer_features:
+            raise ValueError(f"LayerKNN needs features of the same layers (at least one) for "
+                             f"the bank and held-out images; got {len(layer_features)} and "
+                             f"{len(held_out_features)} layers.")
+        self.detectors = [FeatureKNN(pooled_features(f), k) for f in layer_features]
+        self.combine = StandardizedSum(self.layer_scores(held_out_features))
 
     def layer_scores(self, layer_features):
         """``{layer index: [N] scores}``, higher = more in-distribution."""
-        return {i: detector.score(pooled_features(layer_features[i]))
-                for i, detector in self.detectors.items()}
+        return {i: detector.score(pooled_features(f))
+                for i, (detector, f) in enumerate(zip(self.detectors, layer_features))}
+
+    def score(self, layer_features):
+        """``[N]`` the standardised sum of the layers' similarities."""
+        return self.combine(self.layer_scores(layer_features))
 
 
 class LayerMahalanobis:

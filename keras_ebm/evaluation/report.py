@@ -26,7 +26,8 @@ OOD detection (``ood``: AUROC and FPR at 95% TPR per set of
 these include two Mahalanobis detectors (the penultimate layer; every hidden layer),
 ``orientation`` (is the image the right way round, among the symmetries of its frame, by the
 hidden layers' detector), ``feature_knn`` (the similarity of the penultimate features to the
-nearest training image's) and ``combined``, the smallest of ``orientation`` and the
+nearest training image's), ``layer_knn`` (the same on every hidden layer, standardised and
+summed) and ``combined``, the smallest of ``orientation`` and the
 nearest-neighbour similarities of the last three hidden layers, each standardised on held-out
 in-distribution images: all are fitted without OOD examples (:func:`fit_detectors`).
 """
@@ -59,9 +60,10 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
     (from :func:`fit_layer_mahalanobis`) also ``layer_mahalanobis`` and ``orientation``
     (:func:`layer_detectors`); with ``layer_knn`` (a
     :class:`~keras_ebm.evaluation.ood.LayerKNN`) also ``feature_knn``, the nearest-neighbour
-    similarity on the deepest of its layers; with ``combined`` (as :func:`fit_detectors`
-    makes it: a :class:`~keras_ebm.evaluation.ood.StandardizedMin` of ``orientation`` and each
-    ``layer_knn`` layer's similarity) also ``combined``."""
+    similarity of the last hidden layer, and ``layer_knn``, that of every hidden layer,
+    standardised and summed; with ``combined`` (as :func:`fit_detectors` makes it: a
+    :class:`~keras_ebm.evaluation.ood.StandardizedMin` of ``orientation`` and the last three
+    hidden layers' similarities) also ``combined``."""
     scores = {"log_px": [], "grad_norm": []}
     if model.num_outputs > 1:
         scores["max_prob"], scores["max_logit"] = [], []
@@ -87,6 +89,7 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
     if layer_knn is not None:
         by_layer = layer_knn.layer_scores(features)
         scores["feature_knn"] = by_layer[max(by_layer)]
+        scores["layer_knn"] = layer_knn.combine(by_layer)
         parts.update(_knn_parts(by_layer))
     if combined is not None:
         scores["combined"] = combined(parts)
@@ -263,13 +266,14 @@ def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000, knn_la
     fit_features, held_out_features = hidden_features(model, fit_x), hidden_features(model, held_out)
     layers = ood.LayerMahalanobis(fit_features, splits.y_train[drawn], model.num_outputs,
                                   held_out_features)
-    knn = ood.LayerKNN(fit_features, range(-min(knn_layers, len(fit_features)), 0))
+    knn = ood.LayerKNN(fit_features, held_out_features)
     # The smallest of the standardised orientation and nearest-neighbour scores: chosen on OOD
     # sets made from validation images (benchmarks/bench_ood_scores.py; RESULTS.md, "A
     # combined OOD score, chosen on validation images").
     _, _, orientation = layer_detectors(model, held_out, layers, held_out_features)
-    combined = ood.StandardizedMin({**_knn_parts(knn.layer_scores(held_out_features)),
-                                    "orientation": orientation})
+    last = _knn_parts(knn.layer_scores(held_out_features))
+    last = {name: last[name] for name in list(last)[-knn_layers:]}
+    combined = ood.StandardizedMin({**last, "orientation": orientation})
     return {"mahalanobis": fit_feature_mahalanobis(model, fit_x, splits.y_train[drawn]),
             "layer_mahalanobis": layers, "layer_knn": knn, "combined": combined}
 

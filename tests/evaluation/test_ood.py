@@ -214,15 +214,20 @@ def test_feature_knn_matches_a_brute_force_cosine_search():
             ood.FeatureKNN(bank, k)
 
 
-def test_layer_knn_keeps_the_layers_asked_for():
+def test_layer_knn_standardises_each_layers_similarity_on_held_out_images():
     rng = np.random.default_rng(1)
-    layers = [rng.normal(size=(50, 4, 4, 3)), rng.normal(size=(50, 8)), rng.normal(size=(50, 5))]
-    knn = ood.LayerKNN(layers, range(-2, 0))
-    scores = knn.layer_scores([layer[:10] for layer in layers])
-    assert sorted(scores) == [1, 2]
-    np.testing.assert_allclose(scores[2], 1.0, rtol=1e-5)
-    with pytest.raises(ValueError, match="layer indices"):
-        ood.LayerKNN(layers, [3])
+    bank = [rng.normal(size=(50, 4, 4, 3)), rng.normal(size=(50, 8))]
+    held_out = [rng.normal(size=(30, 4, 4, 3)), rng.normal(size=(30, 8))]
+    knn = ood.LayerKNN(bank, held_out)
+    by_layer = knn.layer_scores(held_out)
+    np.testing.assert_allclose(by_layer[1], ood.FeatureKNN(bank[1]).score(held_out[1]))
+    np.testing.assert_allclose(by_layer[0], ood.FeatureKNN(ood.pooled_features(bank[0])).score(
+        ood.pooled_features(held_out[0])))
+    np.testing.assert_allclose(knn.score(held_out), sum(
+        (s - s.mean()) / s.std() for s in by_layer.values()), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(knn.layer_scores(bank)[1], 1.0, rtol=1e-5)  # bank images
+    with pytest.raises(ValueError, match="same layers"):
+        ood.LayerKNN(bank, held_out[:1])
 
 
 def test_standardized_min_takes_each_images_most_atypical_score():

@@ -97,7 +97,8 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
         report.evaluate_model(model, splits, str(tmp_path), warm_start=1.5)
     assert set(results["ood"]["inverted"]) == {"log_px", "grad_norm", "max_prob", "max_logit",
                                                "feature_mahalanobis", "layer_mahalanobis",
-                                               "orientation", "feature_knn", "combined"}
+                                               "orientation", "feature_knn", "layer_knn",
+                                               "combined"}
     # The largest logit is the joint of the other two: log p(x) + log max p(y|x) (+ log Z).
     scores = report.ood_scores(model, test_x[:50])
     np.testing.assert_allclose(scores["max_logit"],
@@ -143,6 +144,7 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
         expected = np.min([(p - r.mean()) / r.std() for p, r in zip(parts, reference_parts)], 0)
         np.testing.assert_allclose(scores["combined"], expected, atol=1e-3)  # float32 bank
         np.testing.assert_allclose(scores["feature_knn"], parts[-1], rtol=1e-5, atol=1e-5)
+        assert reference["layer_knn"].mean() == pytest.approx(0.0, abs=1e-4)
     # The orientation is the ensemble's posterior of the given pose among the 8 of the square.
     layers = detectors["layer_mahalanobis"]
     by_pose = np.stack([layers.score(report.hidden_features(model, posed))
