@@ -251,10 +251,14 @@ def _ood_detection(model, test_x, test_y, out_dir, detectors):
 
 def fit_detectors(model, splits, pad=0, num_fit=20000, num_held_out=5000, knn_layers=3):
     """The feature detectors of a classifier and the combined score, fitted on in-distribution
-    images only: the Mahalanobis detectors and the nearest-neighbour banks (the last
-    ``knn_layers`` hidden layers) on (at most) ``num_fit`` training images, the
-    standardisations on held-out ones (the validation split, else training images the
-    detectors did not see). Keyword arguments of :func:`ood_scores`."""
+    images only: the Mahalanobis detectors and the nearest-neighbour banks of every hidden
+    layer on (at most) ``num_fit`` training images, the standardisations on held-out ones (the
+    validation split, else training images the detectors did not see); ``combined`` reads the
+    nearest-neighbour similarities of the last ``knn_layers`` hidden layers (all of them
+    when the network has fewer). Keyword arguments of :func:`ood_scores`."""
+    if knn_layers < 1:
+        raise ValueError(f"knn_layers={knn_layers}: the combined score reads the last "
+                         "knn_layers >= 1 hidden layers; pass 1 or more.")
     order = np.random.default_rng(0).permutation(len(splits.x_train))
     if len(splits.x_val) >= 2:
         drawn, held_out = order[:num_fit], splits.x_val[:num_held_out]

@@ -120,6 +120,8 @@ def test_jem_evaluation_reports_classification_and_conditional_samples(splits, t
     for layer, features in zip(report.hidden_layers(model.network), chunked):
         whole = ood.pooled_features(report.layer_outputs(model.network, layer, test_x[:20]))
         np.testing.assert_allclose(features, whole, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="knn_layers=0"):
+        report.fit_detectors(model, splits, knn_layers=0)
     order = np.random.default_rng(0).permutation(len(splits.x_train))
     with_validation = data.load_dataset("mnist", validation_size=300, subset=2000)
     for splits_, held_out in ((splits, splits.x_train[order[len(order) * 4 // 5:]]),
