@@ -250,7 +250,28 @@ def _unit_rows(features):
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-class LayerKNN:
+class _LayerEnsemble:
+    """One detector per layer (``detectors``), their scores standardised on held-out
+    in-distribution images and summed (``combine``)."""
+
+    def layer_scores(self, layer_features):
+        """``{layer index: [N] scores}``, higher = more in-distribution."""
+        return {i: detector.score(pooled_features(f))
+                for i, (detector, f) in enumerate(zip(self.detectors, layer_features))}
+
+    def score(self, layer_features):
+        """``[N]`` the standardised sum of the layers' scores (higher = more in-distribution)."""
+        return self.combine(self.layer_scores(layer_features))
+
+
+def _check_layers(ensemble, layer_features, held_out_features):
+    if len(layer_features) != len(held_out_features) or not layer_features:
+        raise ValueError(f"{type(ensemble).__name__} needs features of the same layers (at "
+                         f"least one) for fitting and held-out images; got "
+                         f"{len(layer_features)} and {len(held_out_features)} layers.")
+
+
+class LayerKNN(_LayerEnsemble):
     """A :class:`FeatureKNN` on every hidden layer's :func:`pooled_features`; like
     :class:`LayerMahalanobis`, the layers' similarities are standardised on held-out
     in-distribution images and summed.
@@ -262,24 +283,12 @@ class LayerKNN:
     """
 
     def __init__(self, layer_features, held_out_features, k=1):
-        if len(layer_features) != len(held_out_features) or not layer_features:
-            raise ValueError(f"LayerKNN needs features of the same layers (at least one) for "
-                             f"the bank and held-out images; got {len(layer_features)} and "
-                             f"{len(held_out_features)} layers.")
+        _check_layers(self, layer_features, held_out_features)
         self.detectors = [FeatureKNN(pooled_features(f), k) for f in layer_features]
         self.combine = StandardizedSum(self.layer_scores(held_out_features))
 
-    def layer_scores(self, layer_features):
-        """``{layer index: [N] scores}``, higher = more in-distribution."""
-        return {i: detector.score(pooled_features(f))
-                for i, (detector, f) in enumerate(zip(self.detectors, layer_features))}
 
-    def score(self, layer_features):
-        """``[N]`` the standardised sum of the layers' similarities."""
-        return self.combine(self.layer_scores(layer_features))
-
-
-class LayerMahalanobis:
+class LayerMahalanobis(_LayerEnsemble):
     """Lee et al. (2018)'s Mahalanobis feature ensemble, fitted on in-distribution data only.
 
     One :class:`FeatureMahalanobis` per layer on its :func:`pooled_features`; the layers'
@@ -297,19 +306,7 @@ class LayerMahalanobis:
     """
 
     def __init__(self, layer_features, labels, num_classes, held_out_features):
-        if len(layer_features) != len(held_out_features) or not layer_features:
-            raise ValueError(f"LayerMahalanobis needs features of the same layers (at least "
-                             f"one) for fitting and held-out images; got {len(layer_features)} "
-                             f"and {len(held_out_features)} layers.")
+        _check_layers(self, layer_features, held_out_features)
         self.detectors = [FeatureMahalanobis(pooled_features(f), labels, num_classes)
                           for f in layer_features]
         self.combine = StandardizedSum(self.layer_scores(held_out_features))
-
-    def layer_scores(self, layer_features):
-        """``{layer index: [N] scores}``, higher = more in-distribution."""
-        return {i: detector.score(pooled_features(f))
-                for i, (detector, f) in enumerate(zip(self.detectors, layer_features))}
-
-    def score(self, layer_features):
-        """``[N]`` the standardised sum of the layers' scores (higher = more in-distribution)."""
-        return self.combine(self.layer_scores(layer_features))
