@@ -39,14 +39,9 @@ def candidate_scores(model, images, detectors, combine):
     from keras_ebm.evaluation import report
 
     scores = report.ood_scores(model, images, mahalanobis=detectors["mahalanobis"])
-    features = report.hidden_features(model, images)
-    by_layer, scores["layer_mahalanobis"], scores["orientation"] = report.layer_detectors(
-        model, images, detectors["layer_mahalanobis"], features)
-    scores.update({f"mahalanobis_layer_{i}": s for i, s in by_layer.items()})
-    by_layer = detectors["layer_knn"].layer_scores(features)
-    scores.update({f"knn_layer_{i}": s for i, s in by_layer.items()})
-    scores["feature_knn"] = by_layer[max(by_layer)]
-    scores["layer_knn"] = detectors["layer_knn"].combine(by_layer)
+    layer_scores, per_layer = report.hidden_layer_scores(
+        model, images, detectors["layer_mahalanobis"], detectors["layer_knn"])
+    scores.update(layer_scores, **per_layer)
     scores.update({name: candidate(scores) for name, candidate in combine.items()})
     return scores
 

@@ -81,19 +81,30 @@ def ood_scores(model, images, batch_size=500, mahalanobis=None, layer_mahalanobi
         scores["feature_mahalanobis"] = mahalanobis.score(penultimate_features(model, images))
     parts = dict(scores)
     if layer_mahalanobis is not None or layer_knn is not None:
-        features = hidden_features(model, images)
+        layer_scores, per_layer = hidden_layer_scores(model, images, layer_mahalanobis, layer_knn)
+        scores.update(layer_scores)
+        parts.update(layer_scores, **per_layer)
+    if combined is not None:
+        scores["combined"] = combined(parts)
+    return scores
+
+
+def hidden_layer_scores(model, images, layer_mahalanobis=None, layer_knn=None):
+    """The scores :func:`ood_scores` reads from the hidden layers (``layer_mahalanobis`` and
+    ``orientation``; ``feature_knn`` and ``layer_knn``), and each layer's own scores
+    (``mahalanobis_layer_i``, ``knn_layer_i``), the images' layers read once."""
+    features = hidden_features(model, images)
+    scores, per_layer = {}, {}
     if layer_mahalanobis is not None:
         by_layer, scores["layer_mahalanobis"], scores["orientation"] = layer_detectors(
             model, images, layer_mahalanobis, features)
-        parts.update(_layer_parts(by_layer), orientation=scores["orientation"])
+        per_layer.update(_layer_parts(by_layer))
     if layer_knn is not None:
         by_layer = layer_knn.layer_scores(features)
         scores["feature_knn"] = by_layer[max(by_layer)]
         scores["layer_knn"] = layer_knn.combine(by_layer)
-        parts.update(_knn_parts(by_layer))
-    if combined is not None:
-        scores["combined"] = combined(parts)
-    return scores
+        per_layer.update(_knn_parts(by_layer))
+    return scores, per_layer
 
 
 def layer_detectors(model, images, layer_mahalanobis, features=None):
